@@ -1,0 +1,31 @@
+export { SessionModule } from './session.module.js';
+export { SessionInterface } from './session-interface.js';
+export { SecureCookieSessionInterface } from './secure-cookie/secure-cookie.session-interface.js';
+export { Session, UseSession } from './session.decorator.js';
+export { getSession } from './request-session.js';
+export { SessionMixin, type SessionData } from './sessions/session-mixin.js';
+export { SecureCookieSession } from './sessions/secure-cookie.session.js';
+export { NullSession } from './sessions/null.session.js';
+export { TaggedJsonSerializer } from './serializers/tagged-json.serializer.js';
+export type { TextSerializer } from './serializers/text-serializer.interface.js';
+export { Markup } from './serializers/markup.js';
+export { Signer, type KeyDerivation, type SecretKey, type SignerOptions } from './signing/signer.js';
+export { UrlSafeTimedSerializer, type UrlSafeTimedSerializerOptions } from './signing/url-safe-timed-serializer.js';
+export { BadData, BadPayload, BadSignature, BadTimeSignature, SignatureExpired } from './signing/signing.errors.js';
+export {
+  SessionConfigurationError,
+  SessionError,
+  NullSessionError,
+  SessionNotInitializedError,
+  SessionSerializationError,
+} from './session.errors.js';
+export type {
+  ResolvedSessionOptions,
+  SameSite,
+  SessionApp,
+  SessionCookieOptions,
+  SessionModuleAsyncOptions,
+  SessionModuleOptions,
+  SessionOptionsFactory,
+} from './interfaces/session-module-options.interface.js';
+export type { CookieReadableRequest, HeaderWritableResponse } from './http/response-headers.js';

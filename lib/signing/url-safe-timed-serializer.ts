@@ -1,0 +1,125 @@
+import { deflateSync, inflateSync } from 'node:zlib';
+import type { TextSerializer } from '../serializers/text-serializer.interface.js';
+import { Signer, type SecretKey, type SignerOptions } from './signer.js';
+import { BadPayload, BadSignature, BadTimeSignature, SignatureExpired } from './signing.errors.js';
+
+/**
+ * A signed payload decompresses to at most this many bytes. Signatures are
+ * checked first, so this only bounds what a holder of the secret can make us
+ * inflate; a browser cookie is 4 KiB at most.
+ */
+const MAX_INFLATED_BYTES = 1024 * 1024;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** @publicApi */
+export interface UrlSafeTimedSerializerOptions extends SignerOptions {
+  /** Turns the value into text and back; Flask uses its TaggedJSON serializer. */
+  serializer: TextSerializer;
+  /** Seconds since the epoch; tests replace it to sign or verify at another time. */
+  now?: () => number;
+}
+
+/**
+ * itsdangerous's `URLSafeTimedSerializer`, the token format of Flask's session
+ * cookie: `base64url(payload) . base64url(timestamp) . base64url(signature)`,
+ * where the payload is zlib-compressed (and then starts with `.`) when that
+ * makes it shorter.
+ *
+ * @publicApi
+ */
+export class UrlSafeTimedSerializer {
+  readonly signer: Signer;
+  private readonly serializer: TextSerializer;
+  private readonly now: () => number;
+
+  constructor(secretKeys: SecretKey | readonly SecretKey[], options: UrlSafeTimedSerializerOptions) {
+    this.signer = new Signer(secretKeys, options);
+    this.serializer = options.serializer;
+    this.now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  dumps(value: unknown): string {
+    const sep = this.signer.separator;
+    const signed = this.dumpPayload(value) + sep + encodeTimestamp(this.now());
+    return signed + sep + this.signer.getSignature(signed);
+  }
+
+  /**
+   * Verifies and decodes a token. Throws {@link SignatureExpired} when older
+   * than `maxAge` seconds (or dated in the future), {@link BadSignature} when
+   * forged or malformed, {@link BadPayload} when it verified but did not decode.
+   */
+  loads(token: string, maxAge?: number): unknown {
+    const sep = this.signer.separator;
+    let signed: string;
+    try {
+      signed = this.signer.unsign(token);
+    } catch (error) {
+      throw new BadTimeSignature((error as Error).message);
+    }
+    const at = signed.lastIndexOf(sep);
+    if (at === -1) {
+      throw new BadTimeSignature('timestamp missing');
+    }
+    const timestamp = decodeTimestamp(signed.slice(at + sep.length));
+    if (timestamp === undefined) {
+      throw new BadTimeSignature('Malformed timestamp');
+    }
+    if (maxAge !== undefined) {
+      const age = this.now() - timestamp;
+      const signedAt = new Date(timestamp * 1000);
+      if (age > maxAge) {
+        throw new SignatureExpired(`Signature age ${age} > ${maxAge} seconds`, signedAt);
+      }
+      if (age < 0) {
+        throw new SignatureExpired(`Signature age ${age} < 0 seconds`, signedAt);
+      }
+    }
+    return this.loadPayload(signed.slice(0, at));
+  }
+
+  private dumpPayload(value: unknown): string {
+    const json = Buffer.from(this.serializer.dumps(value), 'utf8');
+    const compressed = deflateSync(json);
+    if (compressed.length < json.length - 1) {
+      return '.' + compressed.toString('base64url');
+    }
+    return json.toString('base64url');
+  }
+
+  private loadPayload(payload: string): unknown {
+    const isCompressed = payload.startsWith('.');
+    const encoded = isCompressed ? payload.slice(1) : payload;
+    if (!BASE64URL.test(encoded)) {
+      throw new BadPayload('Could not base64 decode the payload because of an exception');
+    }
+    let bytes = Buffer.from(encoded, 'base64url');
+    if (isCompressed) {
+      try {
+        bytes = inflateSync(bytes, { maxOutputLength: MAX_INFLATED_BYTES });
+      } catch (error) {
+        throw new BadPayload('Could not zlib decompress the payload before decoding the payload', error);
+      }
+    }
+    try {
+      return this.serializer.loads(bytes.toString('utf8'));
+    } catch (error) {
+      throw new BadPayload('Could not load the payload because an exception occurred on unserializing the data.', error);
+    }
+  }
+}
+
+/** base64url of the integer as big-endian bytes, leading zero bytes stripped. */
+function encodeTimestamp(seconds: number): string {
+  let hex = Math.max(0, Math.floor(seconds)).toString(16);
+  if (hex.length % 2) hex = '0' + hex;
+  return Buffer.from(hex, 'hex').toString('base64url');
+}
+
+function decodeTimestamp(text: string): number | undefined {
+  if (!BASE64URL.test(text)) return undefined;
+  const bytes = Buffer.from(text, 'base64url');
+  // Six bytes reach the year 8 million and stay within Number's exact range.
+  if (bytes.length === 0 || bytes.length > 6) return undefined;
+  return bytes.readUIntBE(0, bytes.length);
+}
