@@ -2,7 +2,7 @@ import { Logger, type ExecutionContext } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { findRuntime, type SessionRuntime } from './session-runtime.js';
 import { SessionNotInitializedError } from './session.errors.js';
-import type { SessionData, SessionMixin } from './sessions/session-mixin.js';
+import { CHANGE_COUNT, type SessionData, type SessionMixin } from './sessions/session-mixin.js';
 
 const STATE = Symbol('nest-session.state');
 const logger = new Logger('SessionModule');
@@ -14,6 +14,8 @@ interface RequestSessionState {
   readonly opening: Promise<SessionMixin>;
   session?: SessionMixin;
   saved: boolean;
+  /** The session's change count and `accessed` flag when it was saved, to see later changes. */
+  savedAs?: { changes: number; accessed: boolean };
 }
 
 type SessionRequest = { [STATE]?: RequestSessionState; res?: ServerResponse; app?: object; server?: object };
@@ -78,6 +80,7 @@ export async function commitSession(request: object): Promise<void> {
     );
     return;
   }
+  state.savedAs = { changes: session[CHANGE_COUNT](), accessed: session.accessed };
   await sessionInterface.saveSession(app, session, state.response);
 }
 
@@ -111,7 +114,11 @@ function saveWhenHeadersAreWritten(state: RequestSessionState, response: ServerR
   response.writeHead = function (this: ServerResponse, ...args: unknown[]) {
     response.writeHead = writeHead;
     const { session, runtime } = state;
-    if (session && !state.saved) {
+    // Saved already, unless something later in the pipeline (an outer interceptor,
+    // as Flask's after_request) changed or read the session since.
+    const changedSinceSave =
+      session && state.savedAs && (session[CHANGE_COUNT]() !== state.savedAs.changes || session.accessed !== state.savedAs.accessed);
+    if (session && (!state.saved || changedSinceSave)) {
       state.saved = true;
       if (!runtime.sessionInterface.isNullSession(session)) {
         try {

@@ -18,7 +18,8 @@ import { IS_EMPTY, RAW_DATA, isPermanent, type SessionMixin } from './sessions/s
  * `constructor(private readonly sessions: SessionInterface) {}`.
  *
  * Every `getCookie*` method can be overridden, for example to pick the cookie
- * name from the request path. The protected helpers read, set and delete the
+ * name from the request path: they get the request (Express `req`) as a second
+ * argument, which Flask reads from its global `request` instead. The protected helpers read, set and delete the
  * session cookie and add `Vary: Cookie`, so a subclass never formats a header.
  *
  * Concurrent requests of one client open and save in any order: the last save
@@ -54,32 +55,32 @@ export abstract class SessionInterface {
     return obj instanceof this.nullSessionClass;
   }
 
-  getCookieName(app: SessionApp): string {
+  getCookieName(app: SessionApp, _request?: any): string {
     return app.config.cookie.name;
   }
 
-  getCookieDomain(app: SessionApp): string | undefined {
+  getCookieDomain(app: SessionApp, _request?: any): string | undefined {
     return app.config.cookie.domain;
   }
 
   /** `cookie.path`, else `applicationRoot`. */
-  getCookiePath(app: SessionApp): string {
+  getCookiePath(app: SessionApp, _request?: any): string {
     return app.config.cookie.path ?? app.config.applicationRoot;
   }
 
-  getCookieHttpOnly(app: SessionApp): boolean {
+  getCookieHttpOnly(app: SessionApp, _request?: any): boolean {
     return app.config.cookie.httpOnly;
   }
 
-  getCookieSecure(app: SessionApp): boolean {
+  getCookieSecure(app: SessionApp, _request?: any): boolean {
     return app.config.cookie.secure;
   }
 
-  getCookieSameSite(app: SessionApp): 'Strict' | 'Lax' | 'None' | undefined {
+  getCookieSameSite(app: SessionApp, _request?: any): 'Strict' | 'Lax' | 'None' | undefined {
     return app.config.cookie.sameSite;
   }
 
-  getCookiePartitioned(app: SessionApp): boolean {
+  getCookiePartitioned(app: SessionApp, _request?: any): boolean {
     return app.config.cookie.partitioned;
   }
 
@@ -95,14 +96,15 @@ export abstract class SessionInterface {
 
   /** The session cookie sent with `request`, if any. */
   protected getRequestCookie(app: SessionApp, request: CookieReadableRequest): string | undefined {
-    return readRequestCookie(request, this.getCookieName(app));
+    return readRequestCookie(request, this.getCookieName(app, request));
   }
 
   /** Sets the session cookie with every configured attribute and `Expires` from {@link getExpirationTime}. */
   protected setSessionCookie(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse, value: string): void {
-    const name = this.getCookieName(app);
+    const request = requestOf(response);
+    const name = this.getCookieName(app, request);
     const header = formatSetCookie(name, value, {
-      ...this.cookieAttributes(app),
+      ...this.cookieAttributes(app, request),
       expires: this.getExpirationTime(app, session),
     });
     if (this.writeHeader(response, header, name)) {
@@ -113,8 +115,9 @@ export abstract class SessionInterface {
 
   /** Deletes the session cookie, repeating Domain, Path, Secure, SameSite and Partitioned so the browser matches it. */
   protected deleteSessionCookie(app: SessionApp, response: HeaderWritableResponse): void {
-    const name = this.getCookieName(app);
-    const header = formatSetCookie(name, '', { ...this.cookieAttributes(app), expires: new Date(0), maxAge: 0 });
+    const request = requestOf(response);
+    const name = this.getCookieName(app, request);
+    const header = formatSetCookie(name, '', { ...this.cookieAttributes(app, request), expires: new Date(0), maxAge: 0 });
     this.writeHeader(response, header, name);
   }
 
@@ -133,14 +136,14 @@ export abstract class SessionInterface {
     return session[IS_EMPTY]();
   }
 
-  private cookieAttributes(app: SessionApp) {
+  private cookieAttributes(app: SessionApp, request: unknown) {
     return {
-      domain: this.getCookieDomain(app),
-      path: this.getCookiePath(app),
-      secure: this.getCookieSecure(app),
-      httpOnly: this.getCookieHttpOnly(app),
-      sameSite: this.getCookieSameSite(app),
-      partitioned: this.getCookiePartitioned(app),
+      domain: this.getCookieDomain(app, request),
+      path: this.getCookiePath(app, request),
+      secure: this.getCookieSecure(app, request),
+      httpOnly: this.getCookieHttpOnly(app, request),
+      sameSite: this.getCookieSameSite(app, request),
+      partitioned: this.getCookiePartitioned(app, request),
     };
   }
 
@@ -150,7 +153,12 @@ export abstract class SessionInterface {
       this.logger.warn(`The '${name}' cookie was not sent: the response headers were already sent by the handler.`);
       return false;
     }
-    appendSetCookie(response, header);
+    appendSetCookie(response, name, header);
     return true;
   }
+}
+
+/** The request a response answers: Express and Node link them as `res.req`. */
+function requestOf(response: unknown): unknown {
+  return (response as { req?: unknown }).req;
 }

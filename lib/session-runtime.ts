@@ -35,14 +35,14 @@ export class SessionRuntime implements OnModuleInit, OnModuleDestroy {
     ) {
       throw SessionConfigurationError.create('interface', 'expected a SessionInterface instance or an @Injectable() subclass of SessionInterface.');
     }
-    if (sessionInterface instanceof SecureCookieSessionInterface && !this.app.config.secretKey) {
+  }
+
+  onModuleInit(): void {
+    if (this.sessionInterface instanceof SecureCookieSessionInterface && !this.app.config.secretKey) {
       this.logger.warn(
         'No secretKey is set: sessions are read-only and every write throws. Pass SessionModule.forRoot({ secretKey }).',
       );
     }
-  }
-
-  onModuleInit(): void {
     this.platform = this.adapterHost?.httpAdapter?.getInstance?.();
     if (this.platform) {
       if (runtimesByPlatform.has(this.platform)) {

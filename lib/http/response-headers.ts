@@ -22,14 +22,20 @@ export function readRequestCookie(request: CookieReadableRequest, name: string):
   return parseCookie(text)[name];
 }
 
-/** Adds a Set-Cookie header, keeping those already set by the handler or other middleware. */
-export function appendSetCookie(response: HeaderWritableResponse, header: string): void {
+/**
+ * Adds a Set-Cookie header, keeping those set by the handler or other
+ * middleware; one already set for the same cookie name (a session saved again
+ * later in the request) is replaced.
+ */
+export function appendSetCookie(response: HeaderWritableResponse, name: string, header: string): void {
   const existing = response.getHeader('Set-Cookie');
   if (existing === undefined) {
     response.setHeader('Set-Cookie', [header]);
-  } else {
-    response.setHeader('Set-Cookie', [...(Array.isArray(existing) ? existing : [String(existing)]), header]);
+    return;
   }
+  const prefix = `${name}=`;
+  const others = (Array.isArray(existing) ? existing : [String(existing)]).filter((h) => !h.startsWith(prefix));
+  response.setHeader('Set-Cookie', [...others, header]);
 }
 
 /** Adds `token` to `Vary`, merged into what is there and never twice (Werkzeug's `vary.add`). */
