@@ -83,7 +83,8 @@ def make_app(command):
     @app.route("/make")
     def make():
         session.update(CASES[command["case"]]())
-        session.permanent = command.get("permanent", False)
+        if command.get("permanent"):
+            session.permanent = True
         return "ok"
 
     @app.route("/read")
@@ -95,7 +96,8 @@ def make_app(command):
 
 def main():
     command = json.load(sys.stdin)
-    client = make_app(command).test_client()
+    # Without the cookie jar, which would replace the Cookie header sent here.
+    client = make_app(command).test_client(use_cookies=False)
     if command["op"] == "make":
         response = client.get("/make")
         header = response.headers["Set-Cookie"]

@@ -1,0 +1,39 @@
+/**
+ * The built package (dist/, made by `npm run build`) loads through its
+ * exports map both with require() and with import, as one module instance.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function node(type: 'commonjs' | 'module', code: string): string {
+  return execFileSync(process.execPath, [`--input-type=${type}`, '-e', code], { cwd: root, encoding: 'utf8' }).trim();
+}
+
+test('package.json exports only the entries that exist', () => {
+  const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'));
+  expect(Object.keys(pkg.exports)).toEqual(['.', './package.json']);
+  expect(pkg.exports['.']).toMatchObject({ types: './dist/index.d.ts', import: './dist/index.js', require: './dist/index.js' });
+});
+
+test("require('nest-session') works", () => {
+  const out = node('commonjs', "const m = require('nest-session'); console.log(typeof m.SessionModule.forRoot, typeof m.Session, typeof m.getSession)");
+  expect(out).toBe('function function function');
+});
+
+test("import('nest-session') works and is the same module as require()", () => {
+  const out = node(
+    'module',
+    "import { createRequire } from 'node:module'; import * as m from 'nest-session';" +
+      "const r = createRequire(import.meta.url)('nest-session');" +
+      'console.log(typeof m.SecureCookieSessionInterface, m.SessionInterface === r.SessionInterface)',
+  );
+  expect(out).toBe('function true');
+});
+
+test('the type declarations keep their documentation', () => {
+  const dts = readFileSync(`${root}/dist/interfaces/session-module-options.interface.d.ts`, 'utf8');
+  expect(dts).toContain("Default `'session'`");
+});
