@@ -98,9 +98,9 @@ export class SessionMixin<T extends SessionData = SessionData> {
   }
 
   /** Returns the value of `key`, first setting it to `value` if missing (then modified). */
-  setDefault<K extends keyof T & string>(key: K, value: T[K]): T[K] {
+  setDefault<K extends keyof T & string>(key: K, value: NonNullable<T[K]>): NonNullable<T[K]> {
     this.accessed = true;
-    if (this.data.has(key)) return this.data.get(key) as T[K];
+    if (this.data.has(key)) return this.data.get(key) as NonNullable<T[K]>;
     this.data.set(key, value);
     this.modified = true;
     return value;

@@ -1,0 +1,11 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module.js';
+
+const app = await NestFactory.create(AppModule);
+const port = Number(process.env.PORT ?? 3000);
+await app.listen(port, '127.0.0.1');
+new Logger('Sample').log(
+  `Listening on http://127.0.0.1:${port}. Try: curl -c jar -b jar -X POST http://127.0.0.1:${port}/counter`,
+);
