@@ -1,4 +1,5 @@
 import { deflateSync, inflateSync } from 'node:zlib';
+import { mayCompress } from './compression.js';
 import type { TextSerializer } from '../serializers/text-serializer.interface.js';
 import { Signer, type SecretKey, type SignerOptions } from './signer.js';
 import { BadPayload, BadSignature, BadTimeSignature, SignatureExpired } from './signing.errors.js';
@@ -80,9 +81,9 @@ export class UrlSafeTimedSerializer {
 
   private dumpPayload(value: unknown): string {
     const json = Buffer.from(this.serializer.dumps(value), 'utf8');
-    const compressed = deflateSync(json);
-    if (compressed.length < json.length - 1) {
-      return '.' + compressed.toString('base64url');
+    if (mayCompress(json)) {
+      const compressed = deflateSync(json);
+      if (compressed.length < json.length - 1) return '.' + compressed.toString('base64url');
     }
     return json.toString('base64url');
   }
