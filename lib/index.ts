@@ -1,7 +1,7 @@
 export { SessionModule } from './session.module.js';
 export { SessionInterface } from './session-interface.js';
 export { SecureCookieSessionInterface } from './secure-cookie/secure-cookie.session-interface.js';
-export { Session, UseSession } from './session.decorator.js';
+export { Session } from './session.decorator.js';
 export { getSession } from './request-session.js';
 export { SessionMixin, type SessionData } from './sessions/session-mixin.js';
 export { SecureCookieSession } from './sessions/secure-cookie.session.js';

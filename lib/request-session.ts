@@ -1,8 +1,8 @@
-import { Logger, type ExecutionContext } from '@nestjs/common';
+import { HttpException, Logger, type ExecutionContext } from '@nestjs/common';
 import type { ServerResponse } from 'node:http';
 import { findRuntime, type SessionRuntime } from './session-runtime.js';
 import { SessionNotInitializedError } from './session.errors.js';
-import { CHANGE_COUNT, type SessionData, type SessionMixin } from './sessions/session-mixin.js';
+import type { SessionData, SessionMixin } from './sessions/session-mixin.js';
 
 const STATE = Symbol('nest-session.state');
 const logger = new Logger('SessionModule');
@@ -10,15 +10,13 @@ const logger = new Logger('SessionModule');
 /** What one request knows of its session. Lives on the request under a Symbol. */
 interface RequestSessionState {
   readonly runtime: SessionRuntime;
-  readonly response: ServerResponse | undefined;
-  readonly opening: Promise<SessionMixin>;
+  opening: Promise<SessionMixin>;
   session?: SessionMixin;
   saved: boolean;
-  /** The session's change count and `accessed` flag when it was saved, to see later changes. */
-  savedAs?: { changes: number; accessed: boolean };
 }
 
 type SessionRequest = { [STATE]?: RequestSessionState; res?: ServerResponse; app?: object; server?: object };
+type End = ServerResponse['end'];
 
 /**
  * The session of the current request, opened on first use and the same object
@@ -27,8 +25,8 @@ type SessionRequest = { [STATE]?: RequestSessionState; res?: ServerResponse; app
  * handlers; takes an `ExecutionContext` or the request itself.
  *
  * @example
- * canActivate(context: ExecutionContext) {
- *   return getSession(context).then((session) => session.has('userId'));
+ * async canActivate(context: ExecutionContext) {
+ *   return (await getSession(context)).has('userId');
  * }
  *
  * @publicApi
@@ -48,93 +46,140 @@ export function getSession<T extends SessionData = SessionData>(
       request = contextOrRequest as SessionRequest;
       response = request.res;
     }
-    return sessionState(request, response).opening as Promise<SessionMixin<T>>;
+    return (request[STATE] ?? openSession(request, response)).opening as Promise<SessionMixin<T>>;
   } catch (error) {
     return Promise.reject(error);
   }
 }
 
-/** The session already opened for `request` (by the interceptor), for synchronous callers. */
-export function openedSession(request: object): SessionMixin {
-  const session = (request as SessionRequest)[STATE]?.session;
-  if (!session) throw SessionNotInitializedError.create();
-  return session;
-}
-
-/**
- * Saves the session of `request` if it was opened and not saved yet: the
- * interceptor calls this before the body is written, also when the handler
- * threw. A request that never opened its session costs nothing here.
- */
-export async function commitSession(request: object): Promise<void> {
-  const state = (request as SessionRequest)[STATE];
-  if (!state || state.saved) return;
-  const session = state.session ?? (await state.opening.catch(() => undefined));
-  if (!session || state.saved || !state.response) return;
-  state.saved = true;
-  const { sessionInterface, app } = state.runtime;
-  if (sessionInterface.isNullSession(session)) return;
-  if (state.response.headersSent) {
-    logger.warn(
-      'The session was not saved: the handler sent the response itself. Use @Res({ passthrough: true }).',
-    );
-    return;
-  }
-  state.savedAs = { changes: session[CHANGE_COUNT](), accessed: session.accessed };
-  await sessionInterface.saveSession(app, session, state.response);
-}
-
-function sessionState(request: SessionRequest, response: ServerResponse | undefined): RequestSessionState {
-  const existing = request[STATE];
-  if (existing) return existing;
+function openSession(request: SessionRequest, response: ServerResponse | undefined): RequestSessionState {
   const runtime = findRuntime(request);
   if (!runtime) throw SessionNotInitializedError.create();
   const { sessionInterface, app } = runtime;
-  const opening = Promise.resolve()
-    .then(() => sessionInterface.openSession(app, request))
-    .then((session) => {
-      state.session = session ?? sessionInterface.makeNullSession(app);
-      return state.session;
-    });
-  const state: RequestSessionState = { runtime, response, opening, saved: false };
+  const state = { runtime, saved: false } as RequestSessionState;
+  state.opening = (async () => {
+    const session = (await sessionInterface.openSession(app, request)) ?? sessionInterface.makeNullSession(app);
+    state.session = session;
+    return session;
+  })();
   request[STATE] = state;
-  if (response) saveWhenHeadersAreWritten(state, response);
+  if (response) hookResponse(response);
   return state;
 }
 
+/** Set on a response prototype whose `end` and `writeHead` already save sessions. */
+const HOOKED = Symbol('nest-session.hooked');
+
 /**
- * The safety net for a session that no interceptor will save: one opened by a
- * guard or middleware on a route without `@Session()`, a handler that sends the
- * response itself (`@Res()`), or a guard that throws after writing. The save
- * runs as the headers are written; a synchronous interface (signed cookies)
- * gets its cookie into them.
+ * Makes every response of an Express app save its request's session, by
+ * wrapping `end` and `writeHead` once on the app's own response prototype
+ * (`app.response`). A response whose request never opened a session pays one
+ * property read. Patching each response object instead would change its shape
+ * and slow every later use of it (measured: most of a session's cost).
  */
-function saveWhenHeadersAreWritten(state: RequestSessionState, response: ServerResponse): void {
-  const writeHead = response.writeHead;
-  response.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    response.writeHead = writeHead;
-    const { session, runtime } = state;
-    // Saved already, unless something later in the pipeline (an outer interceptor,
-    // as Flask's after_request) changed or read the session since.
-    const changedSinceSave =
-      session && state.savedAs && (session[CHANGE_COUNT]() !== state.savedAs.changes || session.accessed !== state.savedAs.accessed);
-    if (session && (!state.saved || changedSinceSave)) {
-      state.saved = true;
-      if (!runtime.sessionInterface.isNullSession(session)) {
-        try {
-          const pending = runtime.sessionInterface.saveSession(runtime.app, session, response);
-          if (pending) {
-            logger.warn(
-              'The session was saved after the response started, so its cookie may be missing: ' +
-                'add @UseSession() to the route (or take the session with @Session()).',
-            );
-            pending.catch((error: unknown) => logger.error('Saving the session failed', (error as Error)?.stack));
-          }
-        } catch (error) {
-          logger.error('Saving the session failed', (error as Error)?.stack);
-        }
-      }
-    }
+export function hookResponses(prototype: object): void {
+  const proto = prototype as ServerResponse & { [HOOKED]?: true };
+  if (proto[HOOKED]) return;
+  const { end, writeHead } = proto;
+  proto.end = function (this: ServerResponse, ...args: unknown[]) {
+    const state = stateOf(this);
+    return state && !state.saved ? endAfterSaving(state, this, end, args) : end.apply(this, args as Parameters<End>);
+  } as End;
+  proto.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    const state = stateOf(this);
+    if (state && !state.saved) saveBeforeHeaders(state, this);
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as ServerResponse['writeHead'];
+  Object.defineProperty(proto, HOOKED, { value: true });
+}
+
+function stateOf(response: ServerResponse): RequestSessionState | undefined {
+  return (response.req as SessionRequest | undefined)?.[STATE];
+}
+
+/** For a platform without a shared response prototype: the same wrappers on this one response. */
+function hookResponse(response: ServerResponse): void {
+  if ((response as { [HOOKED]?: true })[HOOKED]) return;
+  const { end, writeHead } = response;
+  response.end = function (this: ServerResponse, ...args: unknown[]) {
+    response.end = end;
+    const state = stateOf(this);
+    return state && !state.saved ? endAfterSaving(state, this, end, args) : end.apply(this, args as Parameters<End>);
+  } as End;
+  response.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    response.writeHead = writeHead;
+    const state = stateOf(this);
+    if (state && !state.saved) saveBeforeHeaders(state, this);
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as ServerResponse['writeHead'];
+}
+
+/**
+ * Saves the session at the last moment the response can still carry it: when
+ * the response is ended (Express's `res.send`/`res.json`, which Nest and its
+ * exception filters use). So it is saved whatever answers the request (the
+ * handler, an exception filter, a guard that refused, a handler that used
+ * `@Res()`) and after everything that may still change it (interceptors,
+ * Flask's `after_request`).
+ *
+ * An asynchronous save (a session store) holds `end()` back until it is done,
+ * so the client never sees the response before its session is stored; if it
+ * fails, the response becomes the error's (see {@link respondWithSaveError}).
+ */
+function endAfterSaving(state: RequestSessionState, response: ServerResponse, end: End, args: unknown[]): ServerResponse {
+  if (response.headersSent) return end.apply(response, args as Parameters<End>);
+  let pending: void | Promise<void>;
+  try {
+    pending = state.session ? save(state, response) : state.opening.then(() => save(state, response));
+  } catch (error) {
+    return respondWithSaveError(response, end, error);
+  }
+  if (!pending) return end.apply(response, args as Parameters<End>);
+  pending.then(
+    () => end.apply(response, args as Parameters<End>),
+    (error: unknown) => respondWithSaveError(response, end, error),
+  );
+  return response;
+}
+
+/** A streamed body (StreamableFile, SSE, `res.write`): the headers go out now, with the session cookie. */
+function saveBeforeHeaders(state: RequestSessionState, response: ServerResponse): void {
+  if (!state.session) return;
+  try {
+    const pending = save(state, response);
+    pending?.catch((error: unknown) => logger.error('Saving the session of a streamed response failed', (error as Error)?.stack));
+  } catch (error) {
+    logger.error('Saving the session of a streamed response failed', (error as Error)?.stack);
+  }
+}
+
+function save(state: RequestSessionState, response: ServerResponse): void | Promise<void> {
+  state.saved = true;
+  const { sessionInterface, app } = state.runtime;
+  const session = state.session!;
+  if (sessionInterface.isNullSession(session)) return;
+  return sessionInterface.saveSession(app, session, response);
+}
+
+/**
+ * The session could not be saved (a value with no JSON form, a store that is
+ * down): the response the handler prepared would claim a success that did not
+ * happen, so it is replaced by the error's, as Nest's exception filter would
+ * write it: an `HttpException`'s own status and body, else a 500.
+ */
+function respondWithSaveError(response: ServerResponse, end: End, error: unknown): ServerResponse {
+  const isHttp = error instanceof HttpException;
+  if (!isHttp || error.getStatus() >= 500) {
+    logger.error(`Saving the session failed: ${(error as Error)?.message}`, (error as Error)?.stack);
+  }
+  const status = isHttp ? error.getStatus() : 500;
+  const payload = isHttp ? error.getResponse() : { statusCode: 500, message: 'Internal server error' };
+  const body = typeof payload === 'string' ? JSON.stringify({ statusCode: status, message: payload }) : JSON.stringify(payload);
+  for (const name of response.getHeaderNames()) {
+    if (name !== 'vary') response.removeHeader(name);
+  }
+  response.statusCode = status;
+  response.setHeader('Content-Type', 'application/json; charset=utf-8');
+  response.setHeader('Content-Length', Buffer.byteLength(body));
+  return (end as (chunk: string) => ServerResponse).call(response, body);
 }

@@ -108,7 +108,7 @@ export abstract class SessionInterface {
       expires: this.getExpirationTime(app, session),
     });
     if (this.writeHeader(response, header, name)) {
-      const warning = cookieSizeWarning(name, header, Buffer.byteLength(value), app.config.maxCookieSize);
+      const warning = cookieSizeWarning(name, header, value.length, app.config.maxCookieSize);
       if (warning) this.logger.warn(warning);
     }
   }

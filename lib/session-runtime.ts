@@ -6,6 +6,7 @@ import { SESSION_MODULE_OPTIONS } from './session.constants.js';
 import { SessionConfigurationError } from './session.errors.js';
 import { resolveSessionOptions } from './session.options.js';
 import { SessionInterface } from './session-interface.js';
+import { hookResponses } from './request-session.js';
 
 /** Runtimes by the platform instance (the Express app) that serves their requests. */
 const runtimesByPlatform = new WeakMap<object, SessionRuntime>();
@@ -51,6 +52,8 @@ export class SessionRuntime implements OnModuleInit, OnModuleDestroy {
         );
       }
       runtimesByPlatform.set(this.platform, this);
+      const responsePrototype = (this.platform as { response?: object }).response;
+      if (responsePrototype) hookResponses(responsePrototype);
     }
     liveRuntimes.add(this);
   }

@@ -41,7 +41,8 @@ export function formatSetCookie(name: string, value: string, attributes: SetCook
 
 /** Werkzeug's warning text for a cookie over `max_cookie_size`, or undefined when it fits. */
 export function cookieSizeWarning(name: string, header: string, valueSize: number, maxSize: number): string | undefined {
-  const size = Buffer.byteLength(header);
+  // formatSetCookie writes ASCII only, so characters are bytes.
+  const size = header.length;
   if (!maxSize || size <= maxSize) return undefined;
   return (
     `The '${name}' cookie is too large: the value was ${valueSize} bytes but the header required ` +

@@ -75,19 +75,22 @@ export class SecureCookieSessionInterface extends SessionInterface {
   }
 
   saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse): void {
-    if (session.accessed) this.addVaryCookie(response);
+    // Flask adds Vary when the session was accessed, and again with any
+    // Set-Cookie; once is enough, as adding twice changes nothing.
+    let vary = session.accessed;
     if (this.isSessionEmpty(session)) {
       if (session.modified) {
         this.deleteSessionCookie(app, response);
-        this.addVaryCookie(response);
+        vary = true;
       }
-      return;
+    } else if (this.shouldSetCookie(app, session)) {
+      const signer = this.getSigningSerializer(app);
+      if (signer) {
+        this.setSessionCookie(app, session, response, signer.dumps(Object.fromEntries(this.sessionData(session))));
+        vary = true;
+      }
     }
-    if (!this.shouldSetCookie(app, session)) return;
-    const signer = this.getSigningSerializer(app);
-    if (!signer) return;
-    this.setSessionCookie(app, session, response, signer.dumps(Object.fromEntries(this.sessionData(session))));
-    this.addVaryCookie(response);
+    if (vary) this.addVaryCookie(response);
   }
 
   private freshSession(): SessionMixin {

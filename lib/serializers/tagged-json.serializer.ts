@@ -11,6 +11,8 @@ const TAG_DATE = ' d';
 const TAG_KEYS = new Set([TAG_DICT, TAG_TUPLE, TAG_BYTES, TAG_MARKUP, TAG_UUID, TAG_DATE]);
 
 const NON_ASCII = /[\u0080-\uffff]/g;
+const HAS_NON_ASCII = /[\u0080-\uffff]/;
+const SURROGATE = /[\ud800-\udfff]/;
 
 /**
  * Flask's `TaggedJSONSerializer` (flask/json/tag.py): compact JSON with sorted
@@ -33,7 +35,8 @@ const NON_ASCII = /[\u0080-\uffff]/g;
  */
 export class TaggedJsonSerializer implements TextSerializer {
   dumps(value: unknown): string {
-    return write(value, '', []);
+    ancestors.length = 0; // a previous call that threw may have left some
+    return write(value, []);
   }
 
   loads(text: string): unknown {
@@ -43,80 +46,105 @@ export class TaggedJsonSerializer implements TextSerializer {
   }
 }
 
-function write(value: unknown, path: string, parents: object[]): string {
+/**
+ * `path` holds the keys and indexes from the root to `value`, pushed and
+ * popped as the writer descends; it becomes text only for an error message.
+ */
+function write(value: unknown, path: Array<string | number>): string {
   switch (typeof value) {
     case 'string':
       return quote(value);
     case 'number':
-      if (!Number.isFinite(value)) {
-        throw new SessionSerializationError(path || '(root)', `${value} has no JSON form.`);
-      }
+      if (!Number.isFinite(value)) throw unserializable(path, `${value} has no JSON form.`);
       return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
     case 'object':
       if (value === null) return 'null';
-      return writeObject(value, path, parents);
+      return writeObject(value, path);
     default:
-      throw new SessionSerializationError(path || '(root)', `a ${typeof value} has no JSON form.`);
+      throw unserializable(path, `a ${typeof value} has no JSON form.`);
   }
 }
 
-function writeObject(value: object, path: string, parents: object[]): string {
-  if (parents.includes(value)) {
-    throw new SessionSerializationError(path, 'the value refers to itself (a cycle).');
+/** The objects being written, from the root down: a value found among them is a cycle. */
+const ancestors: object[] = [];
+
+function writeObject(value: object, path: Array<string | number>): string {
+  if (ancestors.includes(value)) {
+    ancestors.length = 0;
+    throw unserializable(path, 'the value refers to itself (a cycle).');
   }
-  parents.push(value);
-  try {
-    if (Array.isArray(value)) {
-      const items = value.map((item, i) =>
-        item === undefined || typeof item === 'function' ? 'null' : write(item, `${path}[${i}]`, parents),
-      );
-      return `[${items.join(',')}]`;
-    }
-    if (value instanceof Date) {
-      if (Number.isNaN(value.getTime())) {
-        throw new SessionSerializationError(path, 'an invalid Date has no JSON form.');
-      }
-      return `{"${TAG_DATE}":"${value.toUTCString()}"}`;
-    }
-    if (value instanceof Uint8Array) {
-      const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-      return `{"${TAG_BYTES}":"${bytes.toString('base64')}"}`;
-    }
-    if (typeof (value as { __html__?: unknown }).__html__ === 'function') {
-      return `{"${TAG_MARKUP}":${quote(String((value as Markup).__html__()))}}`;
-    }
-    const proto = Object.getPrototypeOf(value);
-    if (proto === Object.prototype || proto === null) {
-      return writeDict(value as Record<string, unknown>, path, parents);
-    }
-    if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
-      return write((value as { toJSON(): unknown }).toJSON(), path, parents);
-    }
-    const kind = proto?.constructor?.name ?? 'object';
-    throw new SessionSerializationError(
-      path,
-      `a ${kind} has no JSON form; store plain objects, arrays, strings, numbers, booleans, null, Date or Buffer.`,
-    );
-  } finally {
-    parents.pop();
-  }
+  ancestors.push(value);
+  const text = writeNonCyclic(value, path);
+  ancestors.pop();
+  return text;
 }
 
-function writeDict(dict: Record<string, unknown>, path: string, parents: object[]): string {
+function writeNonCyclic(value: object, path: Array<string | number>): string {
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      path.push(i);
+      out += (i ? ',' : '') + (item === undefined || typeof item === 'function' ? 'null' : write(item, path));
+      path.pop();
+    }
+    return out + ']';
+  }
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw unserializable(path, 'an invalid Date has no JSON form.');
+    return `{"${TAG_DATE}":"${value.toUTCString()}"}`;
+  }
+  if (value instanceof Uint8Array) {
+    const bytes = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    return `{"${TAG_BYTES}":"${bytes.toString('base64')}"}`;
+  }
+  if (typeof (value as { __html__?: unknown }).__html__ === 'function') {
+    return `{"${TAG_MARKUP}":${quote(String((value as Markup).__html__()))}}`;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) {
+    return writeDict(value as Record<string, unknown>, path);
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    return write((value as { toJSON(): unknown }).toJSON(), path);
+  }
+  const kind = proto?.constructor?.name ?? 'object';
+  throw unserializable(
+    path,
+    `a ${kind} has no JSON form; store plain objects, arrays, strings, numbers, booleans, null, Date or Buffer.`,
+  );
+}
+
+function writeDict(dict: Record<string, unknown>, path: Array<string | number>): string {
   const keys = Object.keys(dict).filter((key) => dict[key] !== undefined);
   if (keys.length === 1 && TAG_KEYS.has(keys[0])) {
     const key = keys[0];
-    return `{"${TAG_DICT}":{${quote(key + '__')}:${write(dict[key], join(path, key), parents)}}}`;
+    path.push(key);
+    const inner = write(dict[key], path);
+    path.pop();
+    return `{"${TAG_DICT}":{${quote(key + '__')}:${inner}}}`;
   }
-  keys.sort(byCodePoint);
-  const members = keys.map((key) => `${quote(key)}:${write(dict[key], join(path, key), parents)}`);
-  return `{${members.join(',')}}`;
+  // UTF-16 order (the default) is code point order unless a key has a surrogate pair.
+  if (keys.some((key) => SURROGATE.test(key))) keys.sort(byCodePoint);
+  else keys.sort();
+  let out = '{';
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i];
+    path.push(key);
+    out += (i ? ',' : '') + quote(key) + ':' + write(dict[key], path);
+    path.pop();
+  }
+  return out + '}';
 }
 
-function join(path: string, key: string): string {
-  return path ? `${path}.${key}` : key;
+function unserializable(path: Array<string | number>, problem: string): SessionSerializationError {
+  const key = path.reduce<string>(
+    (text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${part}` : part),
+    '',
+  );
+  return new SessionSerializationError(key || '(root)', problem);
 }
 
 /** Python's `sort_keys` orders by code point; JavaScript's default sort by UTF-16 unit. */
@@ -134,6 +162,7 @@ function byCodePoint(a: string, b: string): number {
 /** JSON string with `ensure_ascii`: every non-ASCII character as a `\uXXXX` escape. */
 function quote(text: string): string {
   const json = JSON.stringify(text);
+  if (!HAS_NON_ASCII.test(json)) return json;
   return json.replace(NON_ASCII, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 }
 

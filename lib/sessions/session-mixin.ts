@@ -4,7 +4,7 @@ export type SessionData = Record<string, unknown>;
 /** Symbols of the non-tracking accessors that session interfaces use (not exported from the package). */
 export const RAW_DATA = Symbol('nest-session.rawData');
 export const IS_EMPTY = Symbol('nest-session.isEmpty');
-export const CHANGE_COUNT = Symbol('nest-session.changeCount');
+
 
 const PERMANENT_KEY = '_permanent';
 
@@ -24,22 +24,12 @@ const PERMANENT_KEY = '_permanent';
 export class SessionMixin<T extends SessionData = SessionData> {
   /** True when the client sent no usable session (no cookie, a bad one, an unknown id). */
   new = false;
-  private isModified = false;
-  private changeCount = 0;
+  /** True once the data changed; set it by hand after changing a nested value. */
+  modified = false;
   /** True once the session was read or written; adds `Vary: Cookie` to the response. */
   accessed = false;
 
   protected readonly data: Map<string, unknown>;
-
-  /** True once the data changed; set it by hand after changing a nested value. */
-  get modified(): boolean {
-    return this.isModified;
-  }
-
-  set modified(value: boolean) {
-    this.isModified = value;
-    if (value) this.changeCount++;
-  }
 
   constructor(initial?: Partial<T> | Iterable<readonly [string, unknown]>) {
     this.data = new Map(
@@ -152,11 +142,6 @@ export class SessionMixin<T extends SessionData = SessionData> {
   /** The data without touching `accessed`; for session interfaces. */
   [RAW_DATA](): ReadonlyMap<string, unknown> {
     return this.data;
-  }
-
-  /** How many times the session was marked modified: tells a late change from a saved one. */
-  [CHANGE_COUNT](): number {
-    return this.changeCount;
   }
 
   /** Python's `not session`: what decides that a modified session deletes its cookie. */

@@ -23,7 +23,7 @@ export function mayCompress(json: Buffer): boolean {
   const n = json.length;
   if (n <= 8) return false;
   if (hasRepeatedTrigram(json)) return true;
-  const counts = new Uint32Array(257);
+  counts.fill(0);
   for (let i = 0; i < n; i++) counts[json[i]]++;
   counts[256] = 1; // the end-of-block symbol is always coded
   let entropyBits = 0;
@@ -40,6 +40,9 @@ export function mayCompress(json: Buffer): boolean {
   const dynamicLowerBound = 3 + 14 + 12 + codeLengthBits + entropyBits;
   return dynamicLowerBound < 8 * (n - 7);
 }
+
+/** Symbol counts of the payload being checked; reused, as checks never overlap. */
+const counts = new Uint32Array(257);
 
 /** Trigram hash slots, stamped with the call that last saw them, so no clearing between calls. */
 const slots = new Uint32Array(1 << 16);

@@ -11,6 +11,14 @@ import { BadPayload, BadSignature, BadTimeSignature, SignatureExpired } from './
  */
 const MAX_INFLATED_BYTES = 1024 * 1024;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** How many verified tokens are remembered (at most 4 KiB each). */
+const VERIFIED_TOKENS = 1000;
+
+/** A token whose signature was checked, ready to decode again without the HMAC. */
+interface VerifiedToken {
+  readonly text: string;
+  readonly timestamp: number;
+}
 
 /** @publicApi */
 export interface UrlSafeTimedSerializerOptions extends SignerOptions {
@@ -32,6 +40,12 @@ export class UrlSafeTimedSerializer {
   readonly signer: Signer;
   private readonly serializer: TextSerializer;
   private readonly now: () => number;
+  /**
+   * Tokens this serializer signed or verified, in insertion order (oldest
+   * evicted first). A client sends the same cookie until it changes, so most
+   * requests skip the HMAC, base64 and zlib; the age is still checked on each.
+   */
+  private readonly verified = new Map<string, VerifiedToken>();
 
   constructor(secretKeys: SecretKey | readonly SecretKey[], options: UrlSafeTimedSerializerOptions) {
     this.signer = new Signer(secretKeys, options);
@@ -41,8 +55,12 @@ export class UrlSafeTimedSerializer {
 
   dumps(value: unknown): string {
     const sep = this.signer.separator;
-    const signed = this.dumpPayload(value) + sep + encodeTimestamp(this.now());
-    return signed + sep + this.signer.getSignature(signed);
+    const text = this.serializer.dumps(value);
+    const timestamp = this.now();
+    const signed = this.dumpPayload(text) + sep + encodeTimestamp(timestamp);
+    const token = signed + sep + this.signer.getSignature(signed);
+    this.remember(token, { text, timestamp });
+    return token;
   }
 
   /**
@@ -51,6 +69,24 @@ export class UrlSafeTimedSerializer {
    * forged or malformed, {@link BadPayload} when it verified but did not decode.
    */
   loads(token: string, maxAge?: number): unknown {
+    const { text, timestamp } = this.verified.get(token) ?? this.verify(token);
+    if (maxAge !== undefined) {
+      const age = this.now() - timestamp;
+      if (age > maxAge) {
+        throw new SignatureExpired(`Signature age ${age} > ${maxAge} seconds`, new Date(timestamp * 1000));
+      }
+      if (age < 0) {
+        throw new SignatureExpired(`Signature age ${age} < 0 seconds`, new Date(timestamp * 1000));
+      }
+    }
+    try {
+      return this.serializer.loads(text);
+    } catch (error) {
+      throw new BadPayload('Could not load the payload because an exception occurred on unserializing the data.', error);
+    }
+  }
+
+  private verify(token: string): VerifiedToken {
     const sep = this.signer.separator;
     let signed: string;
     try {
@@ -66,21 +102,18 @@ export class UrlSafeTimedSerializer {
     if (timestamp === undefined) {
       throw new BadTimeSignature('Malformed timestamp');
     }
-    if (maxAge !== undefined) {
-      const age = this.now() - timestamp;
-      const signedAt = new Date(timestamp * 1000);
-      if (age > maxAge) {
-        throw new SignatureExpired(`Signature age ${age} > ${maxAge} seconds`, signedAt);
-      }
-      if (age < 0) {
-        throw new SignatureExpired(`Signature age ${age} < 0 seconds`, signedAt);
-      }
-    }
-    return this.loadPayload(signed.slice(0, at));
+    const verified = { text: this.decodePayload(signed.slice(0, at)), timestamp };
+    this.remember(token, verified);
+    return verified;
   }
 
-  private dumpPayload(value: unknown): string {
-    const json = Buffer.from(this.serializer.dumps(value), 'utf8');
+  private remember(token: string, verified: VerifiedToken): void {
+    if (this.verified.size >= VERIFIED_TOKENS) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, verified);
+  }
+
+  private dumpPayload(text: string): string {
+    const json = Buffer.from(text, 'utf8');
     if (mayCompress(json)) {
       const compressed = deflateSync(json);
       if (compressed.length < json.length - 1) return '.' + compressed.toString('base64url');
@@ -88,7 +121,8 @@ export class UrlSafeTimedSerializer {
     return json.toString('base64url');
   }
 
-  private loadPayload(payload: string): unknown {
+  /** The payload's text: base64url-decoded and, with a leading `.`, inflated. */
+  private decodePayload(payload: string): string {
     const isCompressed = payload.startsWith('.');
     const encoded = isCompressed ? payload.slice(1) : payload;
     if (!BASE64URL.test(encoded)) {
@@ -102,16 +136,21 @@ export class UrlSafeTimedSerializer {
         throw new BadPayload('Could not zlib decompress the payload before decoding the payload', error);
       }
     }
-    try {
-      return this.serializer.loads(bytes.toString('utf8'));
-    } catch (error) {
-      throw new BadPayload('Could not load the payload because an exception occurred on unserializing the data.', error);
-    }
+    return bytes.toString('utf8');
   }
 }
 
+/** The last timestamp encoded: it changes once a second, tokens are made far more often. */
+let lastTimestamp = { seconds: -1, text: '' };
+
 /** base64url of the integer as big-endian bytes, leading zero bytes stripped. */
 function encodeTimestamp(seconds: number): string {
+  if (lastTimestamp.seconds === seconds) return lastTimestamp.text;
+  lastTimestamp = { seconds, text: timestampText(seconds) };
+  return lastTimestamp.text;
+}
+
+function timestampText(seconds: number): string {
   let hex = Math.max(0, Math.floor(seconds)).toString(16);
   if (hex.length % 2) hex = '0' + hex;
   return Buffer.from(hex, 'hex').toString('base64url');
