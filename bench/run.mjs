@@ -4,17 +4,21 @@
  * interleaved (each round visits the servers in a rotated order) and repeated;
  * the table shows medians and ratios.
  *
- * BENCH_DURATION (seconds per run, default 5), BENCH_ROUNDS (default 3) and
+ * Besides req/s it reads each server's CPU time from /proc (Linux): CPU per
+ * request is far steadier than req/s on a small shared machine, where the
+ * load generator competes with the server for the same two cores.
+ *
+ * BENCH_DURATION (seconds per run, default 4), BENCH_ROUNDS (default 5) and
  * BENCH_CONNECTIONS (default 16) tune it.
  */
 import autocannon from 'autocannon';
 import { fork } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 5);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const DURATION = Number(process.env.BENCH_DURATION ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const KINDS = ['bare', 'nest-session', 'cookie-session', 'express-session', 'nestjs-session'];
 const ROUTES = ['none', 'read', 'write'];
@@ -40,6 +44,14 @@ async function start(kind) {
   const login = await fetch(`http://127.0.0.1:${port}/login`);
   const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
   return { kind, port, child, cookie };
+}
+
+/** CPU microseconds the process has used (user + system), or NaN off Linux. */
+function cpuMicros(pid) {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return NaN;
+  const fields = readFileSync(stat, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks, USER_HZ = 100
 }
 
 function load(server, route, duration) {
@@ -69,13 +81,18 @@ try {
     for (const route of ROUTES) {
       const order = servers.map((_, i) => servers[(i + round) % servers.length]);
       for (const server of order) {
+        const cpuBefore = cpuMicros(server.child.pid);
         const result = await load(server, route, DURATION);
+        const cpu = (cpuMicros(server.child.pid) - cpuBefore) / result.requests.total;
         ((samples[route] ??= {})[server.kind] ??= []).push({
           rps: result.requests.average,
           p99: result.latency.p99,
+          cpu,
           errors: result.errors + result.non2xx,
         });
-        console.log(`round ${round + 1}/${ROUNDS} /${route} ${server.kind}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms`);
+        console.log(
+          `round ${round + 1}/${ROUNDS} /${route} ${server.kind}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms, ${Math.round(cpu)} µs CPU/req`,
+        );
       }
     }
   }
@@ -83,16 +100,19 @@ try {
   const lines = [
     `Medians of ${ROUNDS} interleaved runs of ${DURATION} s, ${CONNECTIONS} connections, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
     '',
-    '| route | library | req/s | p99 ms | × bare NestJS | × cookie-session | × express-session | errors |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    'Ratios are req/s over req/s; in brackets, the same ratio from server CPU per request (other ÷ this), the steadier measure.',
+    '',
+    '| route | library | req/s | p99 ms | CPU µs/req | × bare NestJS | × cookie-session | × express-session | errors |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const route of ROUTES) {
     const rps = (kind) => median(samples[route][kind].map((s) => s.rps));
+    const cpu = (kind) => median(samples[route][kind].map((s) => s.cpu));
     for (const kind of KINDS) {
       const runs = samples[route][kind];
-      const ratio = (other) => (rps(kind) / rps(other)).toFixed(2);
+      const ratio = (other) => `${(rps(kind) / rps(other)).toFixed(2)} (${(cpu(other) / cpu(kind)).toFixed(2)})`;
       lines.push(
-        `| /${route} | ${kind} | ${Math.round(rps(kind))} | ${median(runs.map((s) => s.p99))} | ${ratio('bare')} | ${ratio('cookie-session')} | ${ratio('express-session')} | ${runs.reduce((n, s) => n + s.errors, 0)} |`,
+        `| /${route} | ${kind} | ${Math.round(rps(kind))} | ${median(runs.map((s) => s.p99))} | ${Math.round(cpu(kind))} | ${ratio('bare')} | ${ratio('cookie-session')} | ${ratio('express-session')} | ${runs.reduce((n, s) => n + s.errors, 0)} |`,
       );
     }
   }

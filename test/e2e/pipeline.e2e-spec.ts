@@ -14,6 +14,7 @@ import {
   Module,
   NestMiddleware,
   Res,
+  ServiceUnavailableException,
   Sse,
   StreamableFile,
   UseGuards,
@@ -32,7 +33,7 @@ import {
   type SessionApp,
   type SessionMixin,
 } from '../../lib/index.js';
-import { cookiePair, createApp, sessionCookie, setCookies } from '../support/apps.js';
+import { RecordingLogger, cookiePair, createApp, sessionCookie, setCookies } from '../support/apps.js';
 
 const SEEN = Symbol('session seen by the guard');
 
@@ -290,4 +291,43 @@ test('@Session() in an application without SessionModule is a clear 500, not a c
   const response = await request(app.getHttpServer()).get('/read');
   expect(response.status).toBe(500);
   expect(sessionCookie(response)).toBeUndefined();
+});
+
+describe('when the save itself fails', () => {
+  @Controller()
+  class BadValueController {
+    @Get('bad-value')
+    badValue(@Session() session: SessionMixin) {
+      session.set('cart', { items: [new Map()] } as never);
+      return { saved: 'supposedly' };
+    }
+  }
+
+  @Injectable()
+  class UnavailableInterface extends SecureCookieSessionInterface {
+    override saveSession(): Promise<void> {
+      return Promise.reject(new ServiceUnavailableException('The session store is down'));
+    }
+  }
+
+  it('a value with no JSON form turns the response into a 500 naming the key, and keeps the old cookie', async () => {
+    const logger = new RecordingLogger();
+    await app.close();
+    app = await createApp({ imports: [SessionModule.forRoot({ secretKey: 'k' })], controllers: [BadValueController] }, logger);
+    const response = await request(app.getHttpServer()).get('/bad-value');
+    expect(response.status).toBe(500);
+    expect(response.body).toEqual({ statusCode: 500, message: 'Internal server error' });
+    expect(setCookies(response)).toEqual([]);
+    expect(logger.messages('error').join('\n')).toContain('Cannot serialize the session value at "cart.items[0]": a Map has no JSON form');
+  });
+
+  it('an HttpException from an asynchronous save becomes the response', async () => {
+    await app.close();
+    app = await createApp({ imports: [SessionModule.forRoot({ interface: UnavailableInterface, secretKey: 'k' })], controllers: [BadValueController, PipelineController] });
+    const response = await request(app.getHttpServer()).get('/login');
+    expect(response.status).toBe(503);
+    expect(response.body).toMatchObject({ statusCode: 503, message: 'The session store is down' });
+    // A route that does not use the session is unaffected.
+    await request(app.getHttpServer()).get('/middleware').expect(200, 'ok');
+  });
 });
