@@ -78,40 +78,35 @@ const HOOKED = Symbol('nest-session.hooked');
  * and slow every later use of it (measured: most of a session's cost).
  */
 export function hookResponses(prototype: object): void {
-  const proto = prototype as ServerResponse & { [HOOKED]?: true };
-  if (proto[HOOKED]) return;
-  const { end, writeHead } = proto;
-  proto.end = function (this: ServerResponse, ...args: unknown[]) {
-    const state = stateOf(this);
-    return state && !state.saved ? endAfterSaving(state, this, end, args) : end.apply(this, args as Parameters<End>);
-  } as End;
-  proto.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    const state = stateOf(this);
-    if (state && !state.saved) saveBeforeHeaders(state, this);
-    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-  } as ServerResponse['writeHead'];
-  Object.defineProperty(proto, HOOKED, { value: true });
-}
-
-function stateOf(response: ServerResponse): RequestSessionState | undefined {
-  return (response.req as SessionRequest | undefined)?.[STATE];
+  if (!(prototype as { [HOOKED]?: true })[HOOKED]) {
+    wrapEndAndWriteHead(prototype as ServerResponse, false);
+    Object.defineProperty(prototype, HOOKED, { value: true });
+  }
 }
 
 /** For a platform without a shared response prototype: the same wrappers on this one response. */
 function hookResponse(response: ServerResponse): void {
-  if ((response as { [HOOKED]?: true })[HOOKED]) return;
-  const { end, writeHead } = response;
-  response.end = function (this: ServerResponse, ...args: unknown[]) {
-    response.end = end;
+  if (!(response as { [HOOKED]?: true })[HOOKED]) wrapEndAndWriteHead(response, true);
+}
+
+/** `once`: the wrappers put the originals back on first call (a single response's own wrappers). */
+function wrapEndAndWriteHead(target: ServerResponse, once: boolean): void {
+  const { end, writeHead } = target;
+  target.end = function (this: ServerResponse, ...args: unknown[]) {
+    if (once) target.end = end;
     const state = stateOf(this);
     return state && !state.saved ? endAfterSaving(state, this, end, args) : end.apply(this, args as Parameters<End>);
   } as End;
-  response.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    response.writeHead = writeHead;
+  target.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (once) target.writeHead = writeHead;
     const state = stateOf(this);
     if (state && !state.saved) saveBeforeHeaders(state, this);
     return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
   } as ServerResponse['writeHead'];
+}
+
+function stateOf(response: ServerResponse): RequestSessionState | undefined {
+  return (response.req as SessionRequest | undefined)?.[STATE];
 }
 
 /**

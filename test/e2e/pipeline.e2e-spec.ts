@@ -22,6 +22,7 @@ import {
   type MiddlewareConsumer,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { createServer } from 'node:http';
 import { Readable } from 'node:stream';
 import { interval, map, take, type Observable } from 'rxjs';
 import request from 'supertest';
@@ -330,4 +331,15 @@ describe('when the save itself fails', () => {
     // A route that does not use the session is unaffected.
     await request(app.getHttpServer()).get('/middleware').expect(200, 'ok');
   });
+});
+
+test('a response without Express (a plain Node server) is saved through its own end()', async () => {
+  const plain = createServer(async (req, res) => {
+    Object.assign(req, { res });
+    const session = await getSession(req);
+    session.set('via', 'node');
+    res.end('plain node');
+  });
+  const response = await request(plain).get('/').expect(200, 'plain node');
+  expect(await sessionOf(cookiePair(response))).toEqual({ via: 'node' });
 });
