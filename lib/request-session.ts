@@ -35,21 +35,35 @@ export function getSession<T extends SessionData = SessionData>(
   contextOrRequest: ExecutionContext | object,
 ): Promise<SessionMixin<T>> {
   try {
-    let request: SessionRequest;
-    let response: ServerResponse | undefined;
-    if (typeof (contextOrRequest as ExecutionContext).switchToHttp === 'function') {
-      const context = contextOrRequest as ExecutionContext;
-      if (context.getType() !== 'http') throw SessionNotInitializedError.create();
-      request = context.switchToHttp().getRequest();
-      response = context.switchToHttp().getResponse();
-    } else {
-      request = contextOrRequest as SessionRequest;
-      response = request.res;
-    }
-    return (request[STATE] ?? openSession(request, response)).opening as Promise<SessionMixin<T>>;
+    return requestSessionState(contextOrRequest).opening as Promise<SessionMixin<T>>;
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * The session itself when it is already open (a synchronous interface opens it
+ * at once), else the promise of it: `@Session()` hands Nest a plain value when
+ * it can, which spares the request Nest's asynchronous parameter path.
+ */
+export function sessionOrPromise(context: ExecutionContext): SessionMixin | Promise<SessionMixin> {
+  const state = requestSessionState(context);
+  return state.session ?? state.opening;
+}
+
+function requestSessionState(contextOrRequest: ExecutionContext | object): RequestSessionState {
+  let request: SessionRequest;
+  let response: ServerResponse | undefined;
+  if (typeof (contextOrRequest as ExecutionContext).switchToHttp === 'function') {
+    const context = contextOrRequest as ExecutionContext;
+    if (context.getType() !== 'http') throw SessionNotInitializedError.create();
+    request = context.switchToHttp().getRequest();
+    response = context.switchToHttp().getResponse();
+  } else {
+    request = contextOrRequest as SessionRequest;
+    response = request.res;
+  }
+  return request[STATE] ?? openSession(request, response);
 }
 
 function openSession(request: SessionRequest, response: ServerResponse | undefined): RequestSessionState {
@@ -57,11 +71,13 @@ function openSession(request: SessionRequest, response: ServerResponse | undefin
   if (!runtime) throw SessionNotInitializedError.create();
   const { sessionInterface, app } = runtime;
   const state = { runtime, saved: false } as RequestSessionState;
-  state.opening = (async () => {
-    const session = (await sessionInterface.openSession(app, request)) ?? sessionInterface.makeNullSession(app);
-    state.session = session;
-    return session;
-  })();
+  const opened = sessionInterface.openSession(app, request);
+  if (isThenable(opened)) {
+    state.opening = Promise.resolve(opened).then((session) => (state.session = session ?? sessionInterface.makeNullSession(app)));
+  } else {
+    state.session = opened ?? sessionInterface.makeNullSession(app);
+    state.opening = Promise.resolve(state.session);
+  }
   request[STATE] = state;
   if (response) hookResponse(response);
   return state;
@@ -146,6 +162,10 @@ function saveBeforeHeaders(state: RequestSessionState, response: ServerResponse)
   } catch (error) {
     logger.error('Saving the session of a streamed response failed', (error as Error)?.stack);
   }
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | null)?.then === 'function';
 }
 
 function save(state: RequestSessionState, response: ServerResponse): void | Promise<void> {

@@ -1,5 +1,6 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
-import { getSession } from './request-session.js';
+import { sessionOrPromise } from './request-session.js';
+import type { SessionMixin } from './sessions/session-mixin.js';
 
 /**
  * The session of the request, or one of its values (`@Session('userId')`, like
@@ -17,6 +18,7 @@ import { getSession } from './request-session.js';
  * @publicApi
  */
 export const Session = createParamDecorator((key: string | undefined, context: ExecutionContext) => {
-  const opening = getSession(context);
-  return key === undefined ? opening : opening.then((session) => session.get(key));
+  const session = sessionOrPromise(context);
+  if (key === undefined) return session;
+  return session instanceof Promise ? session.then((opened) => opened.get(key)) : (session as SessionMixin).get(key);
 });
