@@ -6,6 +6,13 @@ export { getSession } from './request-session.js';
 export { SessionMixin, type SessionData } from './sessions/session-mixin.js';
 export { SecureCookieSession } from './sessions/secure-cookie.session.js';
 export { NullSession } from './sessions/null.session.js';
+export { ServerSideSession } from './sessions/server-side.session.js';
+export {
+  ServerSideSessionInterface,
+  SessionStoreUnavailableError,
+  type ServerSideSessionOptions,
+} from './server-side/server-side.session-interface.js';
+export { StoreSerializer, type SerializationFormat } from './serializers/store-serializer.js';
 export { TaggedJsonSerializer } from './serializers/tagged-json.serializer.js';
 export type { TextSerializer } from './serializers/text-serializer.interface.js';
 export { Markup } from './serializers/markup.js';

@@ -45,6 +45,12 @@ export abstract class SessionInterface {
    */
   abstract saveSession(app: SessionApp, session: SessionMixin, response: any): Promise<void> | void;
 
+  /**
+   * Checks the resolved options at bootstrap; throw a `SessionConfigurationError`
+   * naming the option when they cannot work with this interface.
+   */
+  validate(_app: SessionApp): void {}
+
   /** The session given when {@link openSession} returns `null`. */
   makeNullSession(_app: SessionApp): NullSession {
     return new this.nullSessionClass();

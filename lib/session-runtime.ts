@@ -36,6 +36,7 @@ export class SessionRuntime implements OnModuleInit, OnModuleDestroy {
     ) {
       throw SessionConfigurationError.create('interface', 'expected a SessionInterface instance or an @Injectable() subclass of SessionInterface.');
     }
+    sessionInterface.validate?.(this.app);
   }
 
   onModuleInit(): void {

@@ -1,0 +1,1 @@
+export { FileSystemSessionInterface, type FileSystemSessionOptions } from './filesystem.session-interface.js';

@@ -1,0 +1,1 @@
+export { RedisSessionInterface, type RedisSessionOptions } from './redis.session-interface.js';

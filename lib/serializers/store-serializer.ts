@@ -1,0 +1,109 @@
+import { Packr } from 'msgpackr';
+import { SessionSerializationError } from '../session.errors.js';
+
+/** How server-side stores encode a session (Flask-Session's `SESSION_SERIALIZATION_FORMAT`). */
+export type SerializationFormat = 'msgpack' | 'json';
+
+/**
+ * Flask-Session's serializer: the session dict as MessagePack (msgspec's
+ * layout: maps, bins, timestamps) or as JSON, with no type tags. Reading tries
+ * the configured format, then the other, so a store can switch formats.
+ *
+ * Values: strings, numbers, booleans, null, arrays, plain objects, `Date` and
+ * `Buffer`/`Uint8Array`. In JSON a `Date` becomes an ISO string and bytes a
+ * base64 string, as msgspec writes them; MessagePack keeps both types. Anything
+ * else raises a {@link SessionSerializationError} naming its key.
+ */
+export class StoreSerializer {
+  // No records extension: Python's msgpack must read what we write.
+  private readonly packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+
+  constructor(readonly format: SerializationFormat = 'msgpack') {}
+
+  dumps(data: Record<string, unknown>): Buffer {
+    const storable = toStorable(data, [], []);
+    if (this.format === 'msgpack') return this.packr.pack(storable);
+    return Buffer.from(JSON.stringify(storable, jsonReplacer), 'utf8');
+  }
+
+  /** Throws when the bytes are neither format's encoding of a dict. */
+  loads(bytes: Buffer): Record<string, unknown> {
+    const attempts = this.format === 'msgpack' ? [this.fromMsgpack, this.fromJson] : [this.fromJson, this.fromMsgpack];
+    for (const attempt of attempts) {
+      try {
+        const value = attempt.call(this, bytes);
+        if (value !== null && typeof value === 'object' && !Array.isArray(value) && !Buffer.isBuffer(value)) {
+          return value as Record<string, unknown>;
+        }
+      } catch {
+        // try the other format
+      }
+    }
+    throw new Error('Failed to deserialize session data');
+  }
+
+  private fromMsgpack(bytes: Buffer): unknown {
+    return this.packr.unpack(bytes);
+  }
+
+  private fromJson(bytes: Buffer): unknown {
+    return JSON.parse(bytes.toString('utf8'));
+  }
+}
+
+function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+  return value;
+}
+
+/**
+ * A copy of `value` that both formats can hold, or a SessionSerializationError
+ * naming the key that cannot be stored. Undefined members are dropped (as JSON
+ * does; msgpackr would write an extension type Python cannot read).
+ */
+function toStorable(value: unknown, path: Array<string | number>, ancestors: object[]): unknown {
+  const fail = (problem: string): never => {
+    const key = path.reduce<string>((t, p) => (typeof p === 'number' ? `${t}[${p}]` : t ? `${t}.${p}` : p), '');
+    throw new SessionSerializationError(key || '(root)', problem);
+  };
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? value : fail(`${value} cannot be stored.`);
+    case 'object':
+      break;
+    default:
+      return fail(`a ${typeof value} cannot be stored.`);
+  }
+  if (value === null || value instanceof Uint8Array) return value;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? fail('an invalid Date cannot be stored.') : value;
+  if (ancestors.includes(value as object)) fail('the value refers to itself (a cycle).');
+  ancestors.push(value as object);
+  let copy: unknown;
+  if (Array.isArray(value)) {
+    copy = value.map((item, i) => {
+      path.push(i);
+      const stored = item === undefined ? null : toStorable(item, path, ancestors);
+      path.pop();
+      return stored;
+    });
+  } else {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) {
+      fail(`a ${proto?.constructor?.name ?? 'object'} cannot be stored; store plain objects, arrays, strings, numbers, booleans, null, Date or Buffer.`);
+    }
+    const record: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value as object)) {
+      if (item === undefined) continue;
+      path.push(key);
+      Object.defineProperty(record, key, { value: toStorable(item, path, ancestors), enumerable: true, writable: true, configurable: true });
+      path.pop();
+    }
+    copy = record;
+  }
+  ancestors.pop();
+  return copy;
+}

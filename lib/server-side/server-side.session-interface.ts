@@ -1,0 +1,214 @@
+import { ServiceUnavailableException } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import type { CookieReadableRequest, HeaderWritableResponse } from '../http/response-headers.js';
+import type { SessionApp } from '../interfaces/session-module-options.interface.js';
+import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
+import { SessionConfigurationError } from '../session.errors.js';
+import { SessionInterface } from '../session-interface.js';
+import { ServerSideSession } from '../sessions/server-side.session.js';
+import type { SessionMixin } from '../sessions/session-mixin.js';
+import { Signer } from '../signing/signer.js';
+
+/**
+ * Options every server-side interface takes. Defaults are Flask-Session's.
+ *
+ * @publicApi
+ */
+export interface ServerSideSessionOptions {
+  /** Prefix of every store key: a record is `keyPrefix + sid`. Default `'session:'` (`SESSION_KEY_PREFIX`). */
+  keyPrefix?: string;
+  /** Sign the sid in the cookie (`sid.signature`); needs `secretKey`. Default `false` (`SESSION_USE_SIGNER`). */
+  useSigner?: boolean;
+  /** New sessions are permanent (the cookie gets `Expires`). Default `true` (`SESSION_PERMANENT`). */
+  permanent?: boolean;
+  /** Random bytes in a sid; 32 gives 43 base64url characters. Default `32` (`SESSION_ID_LENGTH`). */
+  sidLength?: number;
+  /** How records are encoded. Default `'msgpack'` (`SESSION_SERIALIZATION_FORMAT`). */
+  serializationFormat?: SerializationFormat;
+  /** Milliseconds a store call may take before the request gets a 503. Default `2000`. */
+  storeTimeout?: number;
+}
+
+/**
+ * The store could not be reached or answered with an error: the request gets
+ * a 503 with this message; routes that do not use the session are unaffected.
+ *
+ * @publicApi
+ */
+export class SessionStoreUnavailableError extends ServiceUnavailableException {
+  constructor(storeName: string) {
+    super(`The session store (${storeName}) is unavailable; try again shortly.`);
+  }
+}
+
+const SID_ALPHABET = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * Flask-Session's `ServerSideSessionInterface`: the cookie holds a random sid
+ * (signed with `useSigner`), the data lives in a store under
+ * `keyPrefix + sid` with a TTL of `permanentSessionLifetime`.
+ *
+ * A store is a small subclass that reads, writes, deletes and refreshes one
+ * record; cookies, signing, flags, `Vary` and {@link regenerate} live here.
+ *
+ * - A cookie whose sid is malformed or badly signed gives a fresh session
+ *   without any store call; a sid the store does not know gives a fresh sid
+ *   (a sid chosen by the client is never adopted).
+ * - An unchanged session whose cookie is refreshed only has its TTL refreshed.
+ * - A store call that fails or takes longer than `storeTimeout` gives a 503.
+ *
+ * @publicApi
+ */
+export abstract class ServerSideSessionInterface extends SessionInterface {
+  readonly keyPrefix: string;
+  readonly useSigner: boolean;
+  readonly permanent: boolean;
+  readonly sidLength: number;
+  readonly storeTimeout: number;
+  readonly serializer: StoreSerializer;
+
+  /** Named in 503 messages and logs, e.g. `'Redis'`. */
+  protected abstract readonly storeName: string;
+  /** The record's bytes, or `null` when the store does not have it (or it expired). */
+  protected abstract readRecord(storeId: string): Promise<Buffer | null>;
+  /** Creates or replaces the record, expiring after `ttlSeconds`. */
+  protected abstract writeRecord(storeId: string, value: Buffer, ttlSeconds: number): Promise<void>;
+  protected abstract deleteRecord(storeId: string): Promise<void>;
+  /** Moves the record's expiry to `ttlSeconds` from now without rewriting it. */
+  protected abstract refreshRecord(storeId: string, ttlSeconds: number): Promise<void>;
+
+  private readonly signers = new WeakMap<SessionApp['config'], Signer>();
+  private readonly sidCharacters: number;
+
+  constructor(options: ServerSideSessionOptions = {}) {
+    super();
+    this.keyPrefix = options.keyPrefix ?? 'session:';
+    this.useSigner = options.useSigner ?? false;
+    this.permanent = options.permanent ?? true;
+    this.sidLength = options.sidLength ?? 32;
+    this.storeTimeout = options.storeTimeout ?? 2000;
+    if (!Number.isInteger(this.sidLength) || this.sidLength < 16) {
+      throw SessionConfigurationError.create('sidLength', `expected a whole number of bytes >= 16, got ${String(options.sidLength)}.`);
+    }
+    const format = options.serializationFormat ?? 'msgpack';
+    if (format !== 'msgpack' && format !== 'json') {
+      throw SessionConfigurationError.create('serializationFormat', `expected 'msgpack' or 'json', got ${JSON.stringify(format)}.`);
+    }
+    this.serializer = new StoreSerializer(format);
+    this.sidCharacters = Math.ceil((this.sidLength * 4) / 3);
+  }
+
+  override validate(app: SessionApp): void {
+    if (this.useSigner && !app.config.secretKey) {
+      throw SessionConfigurationError.create('secretKey', 'useSigner needs a secretKey to sign the session id.');
+    }
+  }
+
+  async openSession(app: SessionApp, request: CookieReadableRequest): Promise<SessionMixin> {
+    const cookie = this.getRequestCookie(app, request);
+    const sid = cookie ? this.sidFromCookie(app, cookie) : undefined;
+    if (!sid) return this.freshSession();
+    const bytes = await this.callStore(() => this.readRecord(this.keyPrefix + sid));
+    if (!bytes) return this.freshSession();
+    try {
+      return new ServerSideSession(this.serializer.loads(bytes), sid);
+    } catch (error) {
+      this.logger.warn(`Ignoring the unreadable session record ${this.keyPrefix + sid}: ${(error as Error).message}`);
+      return this.freshSession();
+    }
+  }
+
+  async saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse): Promise<void> {
+    const { sid } = session as ServerSideSession;
+    const storeId = this.keyPrefix + sid;
+    let vary = session.accessed;
+    if (this.isSessionEmpty(session)) {
+      if (session.modified) {
+        if (!session.new) await this.callStore(() => this.deleteRecord(storeId));
+        this.deleteSessionCookie(app, response);
+        this.addVaryCookie(response);
+      } else if (vary) {
+        this.addVaryCookie(response);
+      }
+      return;
+    }
+    const lifetime = Math.max(1, app.config.permanentSessionLifetime);
+    if (session.modified) {
+      // Serialize first: a value that cannot be stored leaves the record as it was.
+      const bytes = this.serializer.dumps(Object.fromEntries(this.sessionData(session)));
+      await this.callStore(() => this.writeRecord(storeId, bytes, lifetime));
+    } else if (app.config.refreshEachRequest && !session.new) {
+      await this.callStore(() => this.refreshRecord(storeId, lifetime));
+    }
+    if (this.shouldSetCookie(app, session)) {
+      this.setSessionCookie(app, session, response, this.useSigner ? this.signer(app).sign(sid) : sid);
+      vary = true;
+    }
+    if (vary) this.addVaryCookie(response);
+  }
+
+  /**
+   * A new sid for the same data, the old record deleted and the cookie re-set
+   * on save: call it at login, against session fixation.
+   *
+   * @example
+   * await this.sessions.regenerate(session);
+   */
+  async regenerate(session: SessionMixin): Promise<void> {
+    const serverSide = session as ServerSideSession;
+    if (this.isSessionEmpty(session)) return;
+    if (!session.new) await this.callStore(() => this.deleteRecord(this.keyPrefix + serverSide.sid));
+    serverSide.replaceSid(this.generateSid());
+    session.new = true;
+    session.modified = true;
+  }
+
+  protected generateSid(): string {
+    return randomBytes(this.sidLength).toString('base64url');
+  }
+
+  /** Runs one store call within `storeTimeout`; a failure becomes a 503 and is logged with the store's name. */
+  protected async callStore<T>(call: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.storeTimeout} ms`)), this.storeTimeout);
+    });
+    try {
+      return await Promise.race([call(), timeout]);
+    } catch (error) {
+      this.logger.error(`The session store (${this.storeName}) failed: ${(error as Error)?.message}`);
+      throw new SessionStoreUnavailableError(this.storeName);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private sidFromCookie(app: SessionApp, cookie: string): string | undefined {
+    let sid = cookie;
+    if (this.useSigner) {
+      try {
+        sid = this.signer(app).unsign(cookie);
+      } catch {
+        return undefined;
+      }
+    }
+    return sid.length === this.sidCharacters && SID_ALPHABET.test(sid) ? sid : undefined;
+  }
+
+  /** Flask-Session's signer (salt `'flask-session'`, `'hmac'`); unlike Flask-Session, fallback keys verify too. */
+  private signer(app: SessionApp): Signer {
+    let signer = this.signers.get(app.config);
+    if (!signer) {
+      const { secretKey, secretKeyFallbacks } = app.config;
+      signer = new Signer([...secretKeyFallbacks, secretKey!], { salt: 'flask-session', keyDerivation: 'hmac' });
+      this.signers.set(app.config, signer);
+    }
+    return signer;
+  }
+
+  private freshSession(): ServerSideSession {
+    const session = new ServerSideSession({}, this.generateSid(), this.permanent);
+    session.new = true;
+    return session;
+  }
+}

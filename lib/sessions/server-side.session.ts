@@ -1,0 +1,42 @@
+import { IS_EMPTY, SessionMixin, type SessionData } from './session-mixin.js';
+
+const PERMANENT_KEY = '_permanent';
+
+/**
+ * The session of a server-side interface: the data lives in a store under
+ * `keyPrefix + sid`, the cookie carries only the `sid`. Flask-Session's
+ * `ServerSideSession`.
+ *
+ * @publicApi
+ */
+export class ServerSideSession<T extends SessionData = SessionData> extends SessionMixin<T> {
+  private currentSid: string;
+
+  constructor(data: Partial<T> | undefined, sid: string, permanent?: boolean) {
+    super(data);
+    this.currentSid = sid;
+    if (permanent) this.data.set(PERMANENT_KEY, true);
+  }
+
+  /** The session id: random, 43 characters for the default 32 bytes. Read-only. */
+  get sid(): string {
+    return this.currentSid;
+  }
+
+  /** Keeps `_permanent`, as Flask-Session does: clearing a session does not change its lifetime. */
+  override clear(): void {
+    const permanent = this.data.get(PERMANENT_KEY);
+    super.clear();
+    if (permanent !== undefined) this.data.set(PERMANENT_KEY, permanent);
+  }
+
+  /** Empty when nothing but `_permanent` is left. */
+  override [IS_EMPTY](): boolean {
+    return this.data.size === 0 || (this.data.size === 1 && this.data.has(PERMANENT_KEY));
+  }
+
+  /** @internal Used by `regenerate()`. */
+  replaceSid(sid: string): void {
+    this.currentSid = sid;
+  }
+}
