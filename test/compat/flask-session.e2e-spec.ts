@@ -10,7 +10,7 @@ import { Session, SessionModule, type SerializationFormat, type SessionMixin } f
 import { RedisSessionInterface } from '../../lib/redis/index.js';
 import { cookiePair, createApp } from '../support/apps.js';
 import { describeValue, flaskSession } from '../support/flask.js';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../support/loopback-servers.js';
 
 @Controller()
 class CompatController {

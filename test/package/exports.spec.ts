@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** The store entries built so far; each issue adds its own. */
-const STORES = ['redis', 'filesystem'];
+const STORES = ['redis', 'memcached', 'filesystem', 'cache-manager'];
 
 function node(type: 'commonjs' | 'module', code: string): string {
   return execFileSync(process.execPath, [`--input-type=${type}`, '-e', code], { cwd: root, encoding: 'utf8' }).trim();

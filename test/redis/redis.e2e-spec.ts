@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { RedisSessionInterface } from '../../lib/redis/index.js';
-import { RedisServer } from '../support/redis-server.js';
+import { RedisServer } from '../support/loopback-servers.js';
 import { describeStoreContract } from '../server-side/contract.js';
 
 let server: RedisServer;

@@ -1,0 +1,1 @@
+export { CacheManagerSessionInterface, type CacheManagerSessionOptions } from './cache-manager.session-interface.js';

@@ -1,0 +1,1 @@
+export { MemcachedSessionInterface, memcachedExpiry, type MemcachedSessionOptions } from './memcached.session-interface.js';

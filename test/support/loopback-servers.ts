@@ -1,0 +1,114 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A free TCP port on the loopback address. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * A real server of the test's own, on 127.0.0.1 and a free port, started and
+ * stopped by the test (and stopped and resumed on the same port, to test an
+ * outage). A missing binary fails with the package to install.
+ */
+export abstract class LoopbackServer {
+  protected abstract readonly command: string;
+  protected abstract readonly debianPackage: string;
+  protected abstract args(): string[];
+  private child?: ChildProcess;
+  protected readonly dir = mkdtempSync(join(tmpdir(), 'nest-session-server-'));
+
+  constructor(readonly port: number) {}
+
+  async resume(): Promise<void> {
+    if (spawnSync(this.command, ['--version']).error) {
+      throw new Error(`These tests need ${this.command}: run "sudo apt-get install ${this.debianPackage}".`);
+    }
+    const child = spawn(this.command, this.args(), { stdio: 'ignore' });
+    this.child = child;
+    let exited = false;
+    child.once('exit', () => (exited = true));
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if (exited) throw new Error(`${this.command} exited at start (port ${this.port})`);
+      if (await accepts(this.port)) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`${this.command} did not accept connections on port ${this.port}`);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill('SIGKILL');
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export class RedisServer extends LoopbackServer {
+  protected readonly command = 'redis-server';
+  protected readonly debianPackage = 'redis-server';
+
+  static async start(extraArgs: string[] = []): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), extraArgs);
+    await server.resume();
+    return server;
+  }
+
+  constructor(port: number, private readonly extraArgs: string[] = []) {
+    super(port);
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  protected args(): string[] {
+    return ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs];
+  }
+}
+
+export class MemcachedServer extends LoopbackServer {
+  protected readonly command = 'memcached';
+  protected readonly debianPackage = 'memcached';
+
+  static async start(): Promise<MemcachedServer> {
+    const server = new MemcachedServer(await freePort());
+    await server.resume();
+    return server;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  protected args(): string[] {
+    return ['-l', '127.0.0.1', '-p', String(this.port), '-U', '0', '-u', 'nobody', '-m', '16'];
+  }
+}
