@@ -19,7 +19,11 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   // The sample imports the package by name, as a user would; tests run it from source.
-  moduleNameMapper: { '^nest-session$': '<rootDir>/lib/index.ts', '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^nest-session$': '<rootDir>/lib/index.ts',
+    '^nest-session/(.*)$': '<rootDir>/lib/$1/index.ts',
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
   modulePathIgnorePatterns: ['<rootDir>/dist/', '<rootDir>/sample/dist/'],
   testTimeout: 30000,
   reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],

@@ -149,14 +149,14 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
 
   /**
    * A new sid for the same data, the old record deleted and the cookie re-set
-   * on save: call it at login, against session fixation.
+   * on save: call it at login, against session fixation. Unlike
+   * Flask-Session's, it also works on an empty session (cleared just before).
    *
    * @example
    * await this.sessions.regenerate(session);
    */
   async regenerate(session: SessionMixin): Promise<void> {
     const serverSide = session as ServerSideSession;
-    if (this.isSessionEmpty(session)) return;
     if (!session.new) await this.callStore(() => this.deleteRecord(this.keyPrefix + serverSide.sid));
     serverSide.replaceSid(this.generateSid());
     session.new = true;

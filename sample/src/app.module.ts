@@ -5,7 +5,7 @@ import { sessionOptions } from './session-options.js';
 import { ShopController } from './shop.controller.js';
 
 @Module({
-  imports: [SessionModule.forRoot(sessionOptions())],
+  imports: [SessionModule.forRootAsync({ useFactory: () => sessionOptions() })],
   controllers: [AuthController, ShopController],
 })
 export class AppModule {}

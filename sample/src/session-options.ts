@@ -1,15 +1,39 @@
 import { Logger } from '@nestjs/common';
 import type { SessionModuleOptions } from 'nest-session';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-/** Signed-cookie sessions, with a development secret when SECRET_KEY is not set. */
-export function sessionOptions(env: NodeJS.ProcessEnv = process.env): SessionModuleOptions {
+const logger = new Logger('Sample');
+
+/**
+ * Signed cookies by default; SESSION_STORE picks a server-side store:
+ *   SESSION_STORE=filesystem  (SESSION_DIR, default: a folder in the temp dir)
+ *   SESSION_STORE=redis       (REDIS_URL, default redis://127.0.0.1:6379)
+ * SECRET_KEY signs the cookie; without it a development secret is used, with a warning.
+ */
+export async function sessionOptions(env: NodeJS.ProcessEnv = process.env): Promise<SessionModuleOptions> {
   let secretKey = env.SECRET_KEY;
   if (!secretKey) {
     secretKey = 'development secret: set SECRET_KEY';
-    new Logger('Sample').warn(
-      'SECRET_KEY is not set: using a development secret that anyone can read in this file. ' +
-        'Never run like this in production.',
-    );
+    logger.warn('SECRET_KEY is not set: using a development secret that anyone can read in this file. Never run like this in production.');
   }
-  return { secretKey, cookie: { sameSite: 'Lax' } };
+  const options: SessionModuleOptions = { secretKey, cookie: { sameSite: 'Lax' } };
+  switch (env.SESSION_STORE ?? 'cookie') {
+    case 'cookie':
+      return options;
+    case 'filesystem': {
+      const { FileSystemSessionInterface } = await import('nest-session/filesystem');
+      const cacheDir = env.SESSION_DIR ?? join(tmpdir(), 'nest-session-sample');
+      logger.log(`Sessions are files in ${cacheDir}`);
+      return { ...options, interface: new FileSystemSessionInterface({ cacheDir }) };
+    }
+    case 'redis': {
+      const [{ RedisSessionInterface }, { Redis }] = await Promise.all([import('nest-session/redis'), import('ioredis')]);
+      const url = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+      logger.log(`Sessions are in Redis at ${url}`);
+      return { ...options, interface: new RedisSessionInterface({ client: new Redis(url) }) };
+    }
+    default:
+      throw new Error(`SESSION_STORE must be cookie, filesystem or redis, not "${env.SESSION_STORE}"`);
+  }
 }
