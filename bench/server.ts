@@ -13,9 +13,29 @@ import cookieSession from 'cookie-session';
 import expressSession from 'express-session';
 import { NestSessionOptions, SessionModule as NestjsSessionModule } from 'nestjs-session';
 import { Session, SessionModule, type SessionMixin } from 'nest-session';
+import { RedisSessionInterface } from 'nest-session/redis';
+import { RedisStore } from 'connect-redis';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 
 const SECRET = 'benchmark secret';
-type Kind = 'bare' | 'nest-session' | 'cookie-session' | 'express-session' | 'nestjs-session';
+type Kind =
+  | 'bare'
+  | 'nest-session'
+  | 'cookie-session'
+  | 'express-session'
+  | 'nestjs-session'
+  | 'nest-session+redis'
+  | 'express-session+connect-redis'
+  | 'nestjs-session+connect-redis';
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** connect-redis 9 speaks node-redis only (it dropped ioredis). */
+async function connectRedisStore(): Promise<RedisStore> {
+  const client = createClient({ url: REDIS_URL });
+  await client.connect();
+  return new RedisStore({ client });
+}
 type Bag = Record<string, unknown>;
 
 @Controller()
@@ -73,8 +93,24 @@ class ReqSessionController {
   }
 }
 
-function moduleFor(kind: Kind): DynamicModule {
+async function moduleFor(kind: Kind): Promise<DynamicModule> {
   switch (kind) {
+    case 'nest-session+redis':
+      return {
+        module: BenchModule,
+        imports: [SessionModule.forRoot({ interface: new RedisSessionInterface({ client: new Redis(REDIS_URL) }), secretKey: SECRET })],
+        controllers: [NestSessionController],
+      };
+    case 'nestjs-session+connect-redis':
+      return {
+        module: BenchModule,
+        imports: [
+          NestjsSessionModule.forRoot({
+            session: { store: await connectRedisStore(), secret: SECRET, resave: false, saveUninitialized: false },
+          } satisfies NestSessionOptions) as never,
+        ],
+        controllers: [ReqSessionController],
+      };
     case 'bare':
       return { module: BenchModule, controllers: [BareController] };
     case 'nest-session':
@@ -98,8 +134,11 @@ function moduleFor(kind: Kind): DynamicModule {
 class BenchModule {}
 
 const [kind, port] = [process.argv[2] as Kind, Number(process.argv[3])];
-const app = await NestFactory.create(moduleFor(kind), { logger: false });
+const app = await NestFactory.create(await moduleFor(kind), { logger: false });
 if (kind === 'cookie-session') app.use(cookieSession({ keys: [SECRET] }));
 if (kind === 'express-session') app.use(expressSession({ secret: SECRET, resave: false, saveUninitialized: false }));
+if (kind === 'express-session+connect-redis') {
+  app.use(expressSession({ store: await connectRedisStore(), secret: SECRET, resave: false, saveUninitialized: false }));
+}
 await app.listen(port, '127.0.0.1');
 process.send?.('ready');
