@@ -10,7 +10,6 @@ Debian's Flask (2.2) predates SECRET_KEY_FALLBACKS (Flask 3.1), so the app's
 session interface adds them exactly as Flask 3.1.1 does: fallbacks first, the
 current key last (the one that signs), on itsdangerous's key rotation.
 """
-import base64
 import hashlib
 import json
 import sys
@@ -21,6 +20,8 @@ from flask import Flask, session
 from flask.sessions import SecureCookieSessionInterface
 from itsdangerous import URLSafeTimedSerializer
 from markupsafe import Markup
+
+from describe_value import describe
 
 
 class FallbackKeysInterface(SecureCookieSessionInterface):
@@ -54,24 +55,6 @@ CASES = {
         "uuid": UUID("12345678123456781234567812345678"),
     },
 }
-
-
-def describe(value):
-    if isinstance(value, Markup):
-        return {"$markup": str(value)}
-    if isinstance(value, dict):
-        return {k: describe(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return {"$tuple": [describe(v) for v in value]}
-    if isinstance(value, list):
-        return [describe(v) for v in value]
-    if isinstance(value, datetime):
-        return {"$date": value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    if isinstance(value, UUID):
-        return {"$uuid": str(value)}
-    return value
 
 
 def make_app(command):

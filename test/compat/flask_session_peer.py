@@ -7,13 +7,14 @@ One JSON command on stdin, one JSON answer on stdout:
   {"op": "read", "port": P, "sid": S}
       -> {"session": <the record, decoded as Flask-Session would, with $-type markers>}
 """
-import base64
 import json
 import sys
 from datetime import datetime, timezone
 
 import msgpack
 import redis
+
+from describe_value import describe
 
 SESSION = {
     "_permanent": True,
@@ -27,18 +28,6 @@ MSGPACK_ONLY = {
     "when": datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
     "raw": b"\x00\xff",
 }
-
-
-def describe(value):
-    if isinstance(value, dict):
-        return {k: describe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [describe(v) for v in value]
-    if isinstance(value, datetime):
-        return {"$date": value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    if isinstance(value, bytes):
-        return {"$bytes": base64.b64encode(value).decode()}
-    return value
 
 
 def loads(raw):
