@@ -57,8 +57,9 @@ function requestSessionState(contextOrRequest: ExecutionContext | object): Reque
   if (typeof (contextOrRequest as ExecutionContext).switchToHttp === 'function') {
     const context = contextOrRequest as ExecutionContext;
     if (context.getType() !== 'http') throw SessionNotInitializedError.create();
-    request = context.switchToHttp().getRequest();
-    response = context.switchToHttp().getResponse();
+    const http = context.switchToHttp();
+    request = http.getRequest();
+    response = http.getResponse();
   } else {
     request = contextOrRequest as SessionRequest;
     response = request.res;

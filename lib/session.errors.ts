@@ -27,6 +27,15 @@ export class SessionSerializationError extends SessionError {
   ) {
     super(`Cannot serialize the session value at "${key}": ${problem}`);
   }
+
+  /** The error for the value reached through `path` (keys and indexes from the root). */
+  static at(path: ReadonlyArray<string | number>, problem: string): SessionSerializationError {
+    const key = path.reduce<string>(
+      (text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${part}` : part),
+      '',
+    );
+    return new SessionSerializationError(key || '(root)', problem);
+  }
 }
 
 /** A write to the {@link NullSession} used when no secret key is configured. */

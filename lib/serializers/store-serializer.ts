@@ -64,8 +64,7 @@ function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
  */
 function toStorable(value: unknown, path: Array<string | number>, ancestors: object[]): unknown {
   const fail = (problem: string): never => {
-    const key = path.reduce<string>((t, p) => (typeof p === 'number' ? `${t}[${p}]` : t ? `${t}.${p}` : p), '');
-    throw new SessionSerializationError(key || '(root)', problem);
+    throw SessionSerializationError.at(path, problem);
   };
   switch (typeof value) {
     case 'string':

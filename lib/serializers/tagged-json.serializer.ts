@@ -55,7 +55,7 @@ function write(value: unknown, path: Array<string | number>): string {
     case 'string':
       return quote(value);
     case 'number':
-      if (!Number.isFinite(value)) throw unserializable(path, `${value} has no JSON form.`);
+      if (!Number.isFinite(value)) throw SessionSerializationError.at(path, `${value} has no JSON form.`);
       return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -63,7 +63,7 @@ function write(value: unknown, path: Array<string | number>): string {
       if (value === null) return 'null';
       return writeObject(value, path);
     default:
-      throw unserializable(path, `a ${typeof value} has no JSON form.`);
+      throw SessionSerializationError.at(path, `a ${typeof value} has no JSON form.`);
   }
 }
 
@@ -73,7 +73,7 @@ const ancestors: object[] = [];
 function writeObject(value: object, path: Array<string | number>): string {
   if (ancestors.includes(value)) {
     ancestors.length = 0;
-    throw unserializable(path, 'the value refers to itself (a cycle).');
+    throw SessionSerializationError.at(path, 'the value refers to itself (a cycle).');
   }
   ancestors.push(value);
   const text = writeNonCyclic(value, path);
@@ -93,7 +93,7 @@ function writeNonCyclic(value: object, path: Array<string | number>): string {
     return out + ']';
   }
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw unserializable(path, 'an invalid Date has no JSON form.');
+    if (Number.isNaN(value.getTime())) throw SessionSerializationError.at(path, 'an invalid Date has no JSON form.');
     return `{"${TAG_DATE}":"${value.toUTCString()}"}`;
   }
   if (value instanceof Uint8Array) {
@@ -111,7 +111,7 @@ function writeNonCyclic(value: object, path: Array<string | number>): string {
     return write((value as { toJSON(): unknown }).toJSON(), path);
   }
   const kind = proto?.constructor?.name ?? 'object';
-  throw unserializable(
+  throw SessionSerializationError.at(
     path,
     `a ${kind} has no JSON form; store plain objects, arrays, strings, numbers, booleans, null, Date or Buffer.`,
   );
@@ -139,13 +139,6 @@ function writeDict(dict: Record<string, unknown>, path: Array<string | number>):
   return out + '}';
 }
 
-function unserializable(path: Array<string | number>, problem: string): SessionSerializationError {
-  const key = path.reduce<string>(
-    (text, part) => (typeof part === 'number' ? `${text}[${part}]` : text ? `${text}.${part}` : part),
-    '',
-  );
-  return new SessionSerializationError(key || '(root)', problem);
-}
 
 /** Python's `sort_keys` orders by code point; JavaScript's default sort by UTF-16 unit. */
 function byCodePoint(a: string, b: string): number {

@@ -1,6 +1,4 @@
-import { IS_EMPTY, SessionMixin, type SessionData } from './session-mixin.js';
-
-const PERMANENT_KEY = '_permanent';
+import { IS_EMPTY, PERMANENT_KEY, SessionMixin, type SessionData } from './session-mixin.js';
 
 /**
  * The session of a server-side interface: the data lives in a store under

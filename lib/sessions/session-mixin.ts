@@ -6,7 +6,8 @@ export const RAW_DATA = Symbol('nest-session.rawData');
 export const IS_EMPTY = Symbol('nest-session.isEmpty');
 
 
-const PERMANENT_KEY = '_permanent';
+/** Where Flask keeps `session.permanent` in the data. */
+export const PERMANENT_KEY = '_permanent';
 
 /**
  * The base class of every session: a dictionary with Flask's dict methods and
