@@ -10,8 +10,10 @@ const logger = new Logger('SessionModule');
 /** What one request knows of its session. Lives on the request under a Symbol. */
 interface RequestSessionState {
   readonly runtime: SessionRuntime;
-  opening: Promise<SessionMixin>;
-  session?: SessionMixin;
+  /** Set at once when the interface opened synchronously, else when `opening` settles. */
+  session: SessionMixin | undefined;
+  /** Made on first need: a synchronous open only needs a promise when `getSession()` asks. */
+  opening: Promise<SessionMixin> | undefined;
   saved: boolean;
 }
 
@@ -35,7 +37,8 @@ export function getSession<T extends SessionData = SessionData>(
   contextOrRequest: ExecutionContext | object,
 ): Promise<SessionMixin<T>> {
   try {
-    return requestSessionState(contextOrRequest).opening as Promise<SessionMixin<T>>;
+    const state = requestSessionState(contextOrRequest);
+    return (state.opening ??= Promise.resolve(state.session!)) as Promise<SessionMixin<T>>;
   } catch (error) {
     return Promise.reject(error);
   }
@@ -48,7 +51,7 @@ export function getSession<T extends SessionData = SessionData>(
  */
 export function sessionOrPromise(context: ExecutionContext): SessionMixin | Promise<SessionMixin> {
   const state = requestSessionState(context);
-  return state.session ?? state.opening;
+  return state.session ?? state.opening!;
 }
 
 function requestSessionState(contextOrRequest: ExecutionContext | object): RequestSessionState {
@@ -57,9 +60,9 @@ function requestSessionState(contextOrRequest: ExecutionContext | object): Reque
   if (typeof (contextOrRequest as ExecutionContext).switchToHttp === 'function') {
     const context = contextOrRequest as ExecutionContext;
     if (context.getType() !== 'http') throw SessionNotInitializedError.create();
-    const http = context.switchToHttp();
-    request = http.getRequest();
-    response = http.getResponse();
+    // What switchToHttp() returns, without the three closures it adds to the context each call.
+    request = context.getArgByIndex(0);
+    response = context.getArgByIndex(1);
   } else {
     request = contextOrRequest as SessionRequest;
     response = request.res;
@@ -71,13 +74,12 @@ function openSession(request: SessionRequest, response: ServerResponse | undefin
   const runtime = findRuntime(request);
   if (!runtime) throw SessionNotInitializedError.create();
   const { sessionInterface, app } = runtime;
-  const state = { runtime, saved: false } as RequestSessionState;
+  const state: RequestSessionState = { runtime, session: undefined, opening: undefined, saved: false };
   const opened = sessionInterface.openSession(app, request);
   if (isThenable(opened)) {
     state.opening = Promise.resolve(opened).then((session) => (state.session = session ?? sessionInterface.makeNullSession(app)));
   } else {
     state.session = opened ?? sessionInterface.makeNullSession(app);
-    state.opening = Promise.resolve(state.session);
   }
   request[STATE] = state;
   if (response) hookResponse(response);
@@ -109,16 +111,18 @@ function hookResponse(response: ServerResponse): void {
 /** `once`: the wrappers put the originals back on first call (a single response's own wrappers). */
 function wrapEndAndWriteHead(target: ServerResponse, once: boolean): void {
   const { end, writeHead } = target;
-  target.end = function (this: ServerResponse, ...args: unknown[]) {
+  // `arguments`, not rest parameters: no array is made on the path every response takes.
+  target.end = function (this: ServerResponse) {
     if (once) target.end = end;
     const state = stateOf(this);
-    return state && !state.saved ? endAfterSaving(state, this, end, args) : end.apply(this, args as Parameters<End>);
+    if (state && !state.saved) return endAfterSaving(state, this, end, Array.from(arguments));
+    return end.apply(this, arguments as unknown as Parameters<End>);
   } as End;
-  target.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+  target.writeHead = function (this: ServerResponse) {
     if (once) target.writeHead = writeHead;
     const state = stateOf(this);
     if (state && !state.saved) saveBeforeHeaders(state, this);
-    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, arguments as unknown as unknown[]);
   } as ServerResponse['writeHead'];
 }
 
@@ -142,7 +146,7 @@ function endAfterSaving(state: RequestSessionState, response: ServerResponse, en
   if (response.headersSent) return end.apply(response, args as Parameters<End>);
   let pending: void | Promise<void>;
   try {
-    pending = state.session ? save(state, response) : state.opening.then(() => save(state, response));
+    pending = state.session ? save(state, response) : state.opening!.then(() => save(state, response));
   } catch (error) {
     return respondWithSaveError(response, end, error);
   }

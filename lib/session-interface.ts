@@ -6,7 +6,7 @@ import {
   type CookieReadableRequest,
   type HeaderWritableResponse,
 } from './http/response-headers.js';
-import { cookieSizeWarning, formatSetCookie } from './http/set-cookie.js';
+import { cookieSizeWarning, formatSetCookie, type SetCookieAttributes } from './http/set-cookie.js';
 import type { SessionApp } from './interfaces/session-module-options.interface.js';
 import { NullSession } from './sessions/null.session.js';
 import { IS_EMPTY, RAW_DATA, isPermanent, type SessionMixin } from './sessions/session-mixin.js';
@@ -109,10 +109,7 @@ export abstract class SessionInterface {
   protected setSessionCookie(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse, value: string): void {
     const request = requestOf(response);
     const name = this.getCookieName(app, request);
-    const header = formatSetCookie(name, value, {
-      ...this.cookieAttributes(app, request),
-      expires: this.getExpirationTime(app, session),
-    });
+    const header = formatSetCookie(name, value, this.cookieAttributes(app, request, this.getExpirationTime(app, session)));
     if (this.writeHeader(response, header, name)) {
       const warning = cookieSizeWarning(name, header, value.length, app.config.maxCookieSize);
       if (warning) this.logger.warn(warning);
@@ -123,7 +120,7 @@ export abstract class SessionInterface {
   protected deleteSessionCookie(app: SessionApp, response: HeaderWritableResponse): void {
     const request = requestOf(response);
     const name = this.getCookieName(app, request);
-    const header = formatSetCookie(name, '', { ...this.cookieAttributes(app, request), expires: new Date(0), maxAge: 0 });
+    const header = formatSetCookie(name, '', this.cookieAttributes(app, request, new Date(0), 0));
     this.writeHeader(response, header, name);
   }
 
@@ -142,8 +139,10 @@ export abstract class SessionInterface {
     return session[IS_EMPTY]();
   }
 
-  private cookieAttributes(app: SessionApp, request: unknown) {
+  private cookieAttributes(app: SessionApp, request: unknown, expires: Date | null, maxAge?: number): SetCookieAttributes {
     return {
+      expires,
+      maxAge,
       domain: this.getCookieDomain(app, request),
       path: this.getCookiePath(app, request),
       secure: this.getCookieSecure(app, request),

@@ -30,7 +30,7 @@ export function readRequestCookie(request: CookieReadableRequest, name: string):
 export function appendSetCookie(response: HeaderWritableResponse, name: string, header: string): void {
   const existing = response.getHeader('Set-Cookie');
   if (existing === undefined) {
-    response.setHeader('Set-Cookie', [header]);
+    response.setHeader('Set-Cookie', header);
     return;
   }
   const prefix = `${name}=`;

@@ -24,19 +24,41 @@ const PATH_UNSAFE = /[^A-Za-z0-9_.\-~%!$&'()*+,/:=@]/gu;
  * browsers require.
  */
 export function formatSetCookie(name: string, value: string, attributes: SetCookieAttributes): string {
-  const parts = [`${name}=${COOKIE_OCTETS.test(value) ? value : encodeURIComponent(value)}`];
-  if (attributes.domain) {
-    const host = attributes.domain.split(':')[0].replace(/^\.+/, '');
-    parts.push(`Domain=${domainToASCII(host) || host}`);
+  let header = name + '=' + (COOKIE_OCTETS.test(value) ? value : encodeURIComponent(value));
+  if (attributes.domain) header += '; Domain=' + domainText(attributes.domain);
+  if (attributes.expires) header += '; Expires=' + httpDate(attributes.expires);
+  if (attributes.maxAge !== undefined) header += '; Max-Age=' + attributes.maxAge;
+  if (attributes.secure || attributes.partitioned) header += '; Secure';
+  if (attributes.httpOnly) header += '; HttpOnly';
+  if (attributes.path !== undefined) header += '; Path=' + pathText(attributes.path);
+  if (attributes.sameSite) header += '; SameSite=' + attributes.sameSite;
+  if (attributes.partitioned) header += '; Partitioned';
+  return header;
+}
+
+// Each response of an app writes the same domain and path, and expiry dates
+// that change once a second: the last text of each is kept.
+let lastDomain = { domain: '', text: '' };
+let lastPath = { path: '', text: '' };
+let lastDate = { seconds: NaN, text: '' };
+
+function domainText(domain: string): string {
+  if (lastDomain.domain !== domain) {
+    const host = domain.split(':')[0].replace(/^\.+/, '');
+    lastDomain = { domain, text: domainToASCII(host) || host };
   }
-  if (attributes.expires) parts.push(`Expires=${attributes.expires.toUTCString()}`);
-  if (attributes.maxAge !== undefined) parts.push(`Max-Age=${attributes.maxAge}`);
-  if (attributes.secure || attributes.partitioned) parts.push('Secure');
-  if (attributes.httpOnly) parts.push('HttpOnly');
-  if (attributes.path !== undefined) parts.push(`Path=${attributes.path.replace(PATH_UNSAFE, encodeURIComponent)}`);
-  if (attributes.sameSite) parts.push(`SameSite=${attributes.sameSite}`);
-  if (attributes.partitioned) parts.push('Partitioned');
-  return parts.join('; ');
+  return lastDomain.text;
+}
+
+function pathText(path: string): string {
+  if (lastPath.path !== path) lastPath = { path, text: path.replace(PATH_UNSAFE, encodeURIComponent) };
+  return lastPath.text;
+}
+
+function httpDate(date: Date): string {
+  const seconds = Math.floor(date.getTime() / 1000);
+  if (lastDate.seconds !== seconds) lastDate = { seconds, text: date.toUTCString() };
+  return lastDate.text;
 }
 
 /** Werkzeug's warning text for a cookie over `max_cookie_size`, or undefined when it fits. */

@@ -33,13 +33,13 @@ export class SessionMixin<T extends SessionData = SessionData> {
   protected readonly data: Map<string, unknown>;
 
   constructor(initial?: Partial<T> | Iterable<readonly [string, unknown]>) {
-    this.data = new Map(
-      initial === undefined
-        ? undefined
-        : Symbol.iterator in Object(initial)
-          ? (initial as Iterable<readonly [string, unknown]>)
-          : Object.entries(initial as object),
-    );
+    if (initial === undefined || Symbol.iterator in Object(initial)) {
+      this.data = new Map(initial as Iterable<readonly [string, unknown]> | undefined);
+      return;
+    }
+    // Key by key: no array of entries for every session opened.
+    this.data = new Map();
+    for (const key of Object.keys(initial)) this.data.set(key, (initial as Record<string, unknown>)[key]);
   }
 
   /** Whether the session outlives the browser session (`Expires` on the cookie). Stored as `_permanent`. */

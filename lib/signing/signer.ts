@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { HmacKey } from './hmac-key.js';
 import { BadSignature } from './signing.errors.js';
 
 /** A secret as Flask accepts it: text (UTF-8 encoded) or raw bytes. */
@@ -40,7 +41,7 @@ export class Signer {
   readonly keyDerivation: KeyDerivation;
   readonly digestMethod: string;
   /** Derived keys, newest first (the order verification tries them in). */
-  private readonly derivedKeys: Buffer[];
+  private readonly derivedKeys: HmacKey[];
 
   constructor(secretKeys: SecretKey | readonly SecretKey[], options: SignerOptions) {
     this.salt = options.salt;
@@ -54,7 +55,7 @@ export class Signer {
     if (keys.length === 0) {
       throw new TypeError('A Signer needs at least one secret key.');
     }
-    this.derivedKeys = keys.map((key) => this.deriveKey(toBytes(key))).reverse();
+    this.derivedKeys = keys.map((key) => new HmacKey(this.digestMethod, this.deriveKey(toBytes(key)))).reverse();
   }
 
   /** The key that signs, derived from the last (current) secret. */
@@ -76,7 +77,7 @@ export class Signer {
 
   /** base64url signature of `value` with the current key. */
   getSignature(value: string): string {
-    return this.signatureWith(this.derivedKeys[0], value);
+    return this.derivedKeys[0].sign(value);
   }
 
   sign(value: string): string {
@@ -86,7 +87,7 @@ export class Signer {
   verifySignature(value: string, signature: string): boolean {
     const given = Buffer.from(signature, 'latin1');
     for (const key of this.derivedKeys) {
-      const expected = Buffer.from(this.signatureWith(key, value), 'latin1');
+      const expected = Buffer.from(key.sign(value), 'latin1');
       if (expected.length === given.length && timingSafeEqual(expected, given)) {
         return true;
       }
@@ -106,10 +107,6 @@ export class Signer {
       return value;
     }
     throw new BadSignature(`Signature '${signature}' does not match`);
-  }
-
-  private signatureWith(key: Buffer, value: string): string {
-    return createHmac(this.digestMethod, key).update(value, 'utf8').digest('base64url');
   }
 }
 

@@ -18,6 +18,12 @@ const VERIFIED_TOKENS = 1000;
 interface VerifiedToken {
   readonly text: string;
   readonly timestamp: number;
+  /**
+   * The decoded value when it is a plain object of primitives (the usual
+   * session: ids, names, counters), handed out as a shallow copy instead of
+   * decoding the text again. A nested value is never shared between requests.
+   */
+  flat?: Readonly<Record<string, unknown>>;
 }
 
 /** @publicApi */
@@ -59,7 +65,7 @@ export class UrlSafeTimedSerializer {
     const timestamp = this.now();
     const signed = this.dumpPayload(text) + sep + encodeTimestamp(timestamp);
     const token = signed + sep + this.signer.getSignature(signed);
-    this.remember(token, { text, timestamp });
+    this.remember(token, { text, timestamp, flat: undefined });
     return token;
   }
 
@@ -69,7 +75,8 @@ export class UrlSafeTimedSerializer {
    * forged or malformed, {@link BadPayload} when it verified but did not decode.
    */
   loads(token: string, maxAge?: number): unknown {
-    const { text, timestamp } = this.verified.get(token) ?? this.verify(token);
+    const verified = this.verified.get(token) ?? this.verify(token);
+    const { text, timestamp } = verified;
     if (maxAge !== undefined) {
       const age = this.now() - timestamp;
       if (age > maxAge) {
@@ -79,11 +86,15 @@ export class UrlSafeTimedSerializer {
         throw new SignatureExpired(`Signature age ${age} < 0 seconds`, new Date(timestamp * 1000));
       }
     }
+    if (verified.flat) return { ...verified.flat };
+    let value: unknown;
     try {
-      return this.serializer.loads(text);
+      value = this.serializer.loads(text);
     } catch (error) {
       throw new BadPayload('Could not load the payload because an exception occurred on unserializing the data.', error);
     }
+    if (isFlatRecord(value)) verified.flat = { ...value };
+    return value;
   }
 
   private verify(token: string): VerifiedToken {
@@ -102,7 +113,7 @@ export class UrlSafeTimedSerializer {
     if (timestamp === undefined) {
       throw new BadTimeSignature('Malformed timestamp');
     }
-    const verified = { text: this.decodePayload(signed.slice(0, at)), timestamp };
+    const verified: VerifiedToken = { text: this.decodePayload(signed.slice(0, at)), timestamp, flat: undefined };
     this.remember(token, verified);
     return verified;
   }
@@ -138,6 +149,18 @@ export class UrlSafeTimedSerializer {
     }
     return bytes.toString('utf8');
   }
+}
+
+/** A plain object whose values are all strings, numbers, booleans or null: safe to copy shallowly. */
+function isFlatRecord(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item !== null && typeof item === 'object') return false;
+  }
+  return true;
 }
 
 /** The last timestamp encoded: it changes once a second, tokens are made far more often. */

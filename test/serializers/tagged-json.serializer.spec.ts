@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { Markup, SessionSerializationError, TaggedJsonSerializer } from '../../lib/index.js';
 
 const serializer = new TaggedJsonSerializer();
@@ -48,6 +49,38 @@ describe('TaggedJsonSerializer.dumps', () => {
   ])('refuses %s, naming its key', (_kind, value, key) => {
     expect(() => serializer.dumps(value)).toThrow(SessionSerializationError);
     expect(() => serializer.dumps(value)).toThrow(`"${key}"`);
+  });
+
+  it('writes a flat dictionary (its fast path) exactly as the general writer writes it inside a list', () => {
+    const primitive = fc.oneof(fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined));
+    const key = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom(' di', ' t', '10', '9', '__proto__', 'constructor', '0', '-1'));
+    fc.assert(
+      fc.property(fc.dictionary(key, primitive, { maxKeys: 8 }), (dict) => {
+        let alone: string;
+        try {
+          alone = serializer.dumps(dict);
+        } catch (error) {
+          expect(() => serializer.dumps([dict])).toThrow(SessionSerializationError);
+          return;
+        }
+        // Inside a list the dictionary always goes through the general writer.
+        expect(`[${alone}]`).toBe(serializer.dumps([dict]));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('orders any number of keys as a sort of the keys does', () => {
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ unit: 'grapheme-ascii' }), fc.integer(), { maxKeys: 40 }), (dict) => {
+        const sorted = Object.keys(dict).sort();
+        fc.pre(!(sorted.length === 1 && sorted[0].startsWith(' '))); // a lone tag-like key is escaped instead
+        const expected = '{' + sorted.map((key) => `${JSON.stringify(key)}:${dict[key]}`).join(',') + '}';
+        expect(serializer.dumps(dict)).toBe(expected);
+        expect(serializer.dumps({ nested: dict })).toBe(`{"nested":${expected}}`);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('refuses a cycle, naming its key', () => {

@@ -69,6 +69,20 @@ describe('UrlSafeTimedSerializer', () => {
     expect(flaskSerializer('k').loads(token)).toEqual({ text: 'x'.repeat(200) });
   });
 
+  it('hands out a new object on every load of a remembered token, nested values included', () => {
+    const serializer = flaskSerializer(VECTOR.secret);
+    for (const value of [{ user: 'alice', count: 1 }, { cart: { apple: 2 } }]) {
+      const token = serializer.dumps(value);
+      const first = serializer.loads(token) as Record<string, unknown>;
+      first.user = 'mallory';
+      first.added = true;
+      if (first.cart) (first.cart as Record<string, number>).apple = 99;
+      const second = serializer.loads(token);
+      expect(second).toEqual(value);
+      expect(second).not.toBe(first);
+    }
+  });
+
   it('signs with the last key and verifies with every key', () => {
     const old = flaskSerializer('old');
     const rotated = flaskSerializer(['old', 'new']);
