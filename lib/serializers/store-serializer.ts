@@ -1,4 +1,4 @@
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { SessionSerializationError } from '../session.errors.js';
 
 /** How server-side stores encode a session (Flask-Session's `SESSION_SERIALIZATION_FORMAT`). */
@@ -16,12 +16,14 @@ export type SerializationFormat = 'msgpack' | 'json';
  */
 export class StoreSerializer {
   // No records extension: Python's msgpack must read what we write.
-  private readonly packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true });
+  private readonly packr = new Packr({ useRecords: false, variableMapSize: true });
+  // Maps as Map: msgpackr's objects rename a "__proto__" key to "__proto_"; see fromMsgpackValue.
+  private readonly unpackr = new Unpackr({ mapsAsObjects: false });
 
   constructor(readonly format: SerializationFormat = 'msgpack') {}
 
   dumps(data: Record<string, unknown>): Buffer {
-    const storable = toStorable(data, [], []);
+    const storable = isFlatStorable(data) ? data : toStorable(data, [], []);
     if (this.format === 'msgpack') return this.packr.pack(storable);
     return Buffer.from(JSON.stringify(storable, jsonReplacer), 'utf8');
   }
@@ -43,7 +45,7 @@ export class StoreSerializer {
   }
 
   private fromMsgpack(bytes: Buffer): unknown {
-    return this.packr.unpack(bytes);
+    return fromMsgpackValue(this.unpackr.unpack(bytes));
   }
 
   private fromJson(bytes: Buffer): unknown {
@@ -51,10 +53,53 @@ export class StoreSerializer {
   }
 }
 
+/** Decoded maps become plain objects, every key kept as data (a non-string key as its text, as JSON would). */
+function fromMsgpackValue(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(fromMsgpackValue);
+  if (!(value instanceof Map)) return value;
+  const record: Record<string, unknown> = {};
+  for (const [key, item] of value) {
+    setEntry(record, String(key), fromMsgpackValue(item));
+  }
+  return record;
+}
+
+/** `record[key] = value`, where a "__proto__" key becomes data instead of replacing the prototype. */
+function setEntry(record: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+  else record[key] = value;
+}
+
 function jsonReplacer(this: unknown, key: string, value: unknown): unknown {
   const raw = (this as Record<string, unknown>)[key];
   if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
   return value;
+}
+
+/**
+ * True for the usual session, a plain object of strings, finite numbers,
+ * booleans, nulls, bytes and valid dates: both formats hold it as it is, so it
+ * needs neither the checks nor the copy of {@link toStorable}.
+ */
+function isFlatStorable(value: Record<string, unknown>): boolean {
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key of Object.keys(value)) {
+    const item = value[key];
+    switch (typeof item) {
+      case 'string':
+      case 'boolean':
+        continue;
+      case 'number':
+        if (Number.isFinite(item)) continue;
+        return false;
+      case 'object':
+        if (item === null || item instanceof Uint8Array || (item instanceof Date && !Number.isNaN(item.getTime()))) continue;
+        return false;
+      default:
+        return false;
+    }
+  }
+  return true;
 }
 
 /**
@@ -98,7 +143,7 @@ function toStorable(value: unknown, path: Array<string | number>, ancestors: obj
     for (const [key, item] of Object.entries(value as object)) {
       if (item === undefined) continue;
       path.push(key);
-      Object.defineProperty(record, key, { value: toStorable(item, path, ancestors), enumerable: true, writable: true, configurable: true });
+      setEntry(record, key, toStorable(item, path, ancestors));
       path.pop();
     }
     copy = record;

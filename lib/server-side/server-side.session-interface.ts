@@ -27,7 +27,20 @@ export interface ServerSideSessionOptions {
   serializationFormat?: SerializationFormat;
   /** Milliseconds a store call may take before the request gets a 503. Default `2000`. */
   storeTimeout?: number;
+  /**
+   * Seconds between two refreshes of an unchanged session's TTL (Redis
+   * `EXPIRE`, Memcached touch, a file's expiry) with `refreshEachRequest`:
+   * after this process wrote or refreshed a record, requests within this time
+   * make no store call but the read. A record may so expire up to this long
+   * before `permanentSessionLifetime` has passed since the last request; the
+   * cookie is still re-sent on every request. `0` refreshes on every request,
+   * as Flask-Session does (which rewrites the whole record). Default `60`.
+   */
+  refreshAfter?: number;
 }
+
+/** Records this process wrote or refreshed recently, at most this many remembered (oldest forgotten first). */
+const REMEMBERED_REFRESHES = 10_000;
 
 /**
  * The store could not be reached or answered with an error: the request gets
@@ -54,7 +67,8 @@ const SID_ALPHABET = /^[A-Za-z0-9_-]+$/;
  * - A cookie whose sid is malformed or badly signed gives a fresh session
  *   without any store call; a sid the store does not know gives a fresh sid
  *   (a sid chosen by the client is never adopted).
- * - An unchanged session whose cookie is refreshed only has its TTL refreshed.
+ * - An unchanged session whose cookie is refreshed only has its TTL refreshed,
+ *   at most once per `refreshAfter` seconds.
  * - A store call that fails or takes longer than `storeTimeout` gives a 503.
  *
  * @publicApi
@@ -65,6 +79,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   readonly permanent: boolean;
   readonly sidLength: number;
   readonly storeTimeout: number;
+  readonly refreshAfter: number;
   readonly serializer: StoreSerializer;
 
   /** Named in 503 messages and logs, e.g. `'Redis'`. */
@@ -78,6 +93,8 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   protected abstract refreshRecord(storeId: string, ttlSeconds: number): Promise<void>;
 
   private readonly signers = new WeakMap<SessionApp['config'], Signer>();
+  /** When this process last wrote or refreshed a record (ms), by store id, oldest first. */
+  private readonly storedAt = new Map<string, number>();
   private readonly sidCharacters: number;
 
   constructor(options: ServerSideSessionOptions = {}) {
@@ -87,6 +104,10 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     this.permanent = options.permanent ?? true;
     this.sidLength = options.sidLength ?? 32;
     this.storeTimeout = options.storeTimeout ?? 2000;
+    this.refreshAfter = options.refreshAfter ?? 60;
+    if (typeof this.refreshAfter !== 'number' || !(this.refreshAfter >= 0)) {
+      throw SessionConfigurationError.create('refreshAfter', `expected a number of seconds >= 0, got ${String(options.refreshAfter)}.`);
+    }
     if (!Number.isInteger(this.sidLength) || this.sidLength < 16) {
       throw SessionConfigurationError.create('sidLength', `expected a whole number of bytes >= 16, got ${String(options.sidLength)}.`);
     }
@@ -124,7 +145,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     let vary = session.accessed;
     if (this.isSessionEmpty(session)) {
       if (session.modified) {
-        if (!session.new) await this.callStore(() => this.deleteRecord(storeId));
+        if (!session.new) await this.deleteStored(storeId);
         this.deleteSessionCookie(app, response);
         this.addVaryCookie(response);
       } else if (vary) {
@@ -137,8 +158,10 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       // Serialize first: a value that cannot be stored leaves the record as it was.
       const bytes = this.serializer.dumps(Object.fromEntries(this.sessionData(session)));
       await this.callStore(() => this.writeRecord(storeId, bytes, lifetime));
-    } else if (app.config.refreshEachRequest && !session.new) {
+      this.noteStored(storeId);
+    } else if (app.config.refreshEachRequest && !session.new && this.isRefreshDue(storeId)) {
       await this.callStore(() => this.refreshRecord(storeId, lifetime));
+      this.noteStored(storeId);
     }
     if (this.shouldSetCookie(app, session)) {
       this.setSessionCookie(app, session, response, this.useSigner ? this.signer(app).sign(sid) : sid);
@@ -157,7 +180,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
    */
   async regenerate(session: SessionMixin): Promise<void> {
     const serverSide = session as ServerSideSession;
-    if (!session.new) await this.callStore(() => this.deleteRecord(this.keyPrefix + serverSide.sid));
+    if (!session.new) await this.deleteStored(this.keyPrefix + serverSide.sid);
     serverSide.replaceSid(this.generateSid());
     session.new = true;
     session.modified = true;
@@ -167,20 +190,58 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     return randomBytes(this.sidLength).toString('base64url');
   }
 
-  /** Runs one store call within `storeTimeout`; a failure becomes a 503 and is logged with the store's name. */
-  protected async callStore<T>(call: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.storeTimeout} ms`)), this.storeTimeout);
+  private async deleteStored(storeId: string): Promise<void> {
+    this.storedAt.delete(storeId);
+    await this.callStore(() => this.deleteRecord(storeId));
+  }
+
+  private isRefreshDue(storeId: string): boolean {
+    const storedAt = this.storedAt.get(storeId);
+    return storedAt === undefined || Date.now() - storedAt >= this.refreshAfter * 1000;
+  }
+
+  private noteStored(storeId: string): void {
+    if (this.refreshAfter === 0) return;
+    const now = Date.now();
+    // An older time only makes a refresh due sooner, so a recent one is left as it is.
+    const storedAt = this.storedAt.get(storeId);
+    if (storedAt !== undefined && now - storedAt < this.refreshAfter * 500) return;
+    // Re-inserted so that the map stays ordered by time and the oldest goes first.
+    this.storedAt.delete(storeId);
+    if (this.storedAt.size >= REMEMBERED_REFRESHES) this.storedAt.delete(this.storedAt.keys().next().value!);
+    this.storedAt.set(storeId, now);
+  }
+
+  /**
+   * Runs one store call within `storeTimeout`; a failure becomes a 503 and is
+   * logged with the store's name. One promise and one timer per call (no
+   * `Promise.race`): this runs once or twice on every request.
+   */
+  protected callStore<T>(call: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.logger.error(`The session store (${this.storeName}) failed: ${(error as Error)?.message}`);
+        reject(new SessionStoreUnavailableError(this.storeName));
+      };
+      const timer = setTimeout(() => fail(new Error(`no answer within ${this.storeTimeout} ms`)), this.storeTimeout);
+      let pending: Promise<T>;
+      try {
+        pending = call();
+      } catch (error) {
+        fail(error);
+        return;
+      }
+      pending.then((value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      }, fail);
     });
-    try {
-      return await Promise.race([call(), timeout]);
-    } catch (error) {
-      this.logger.error(`The session store (${this.storeName}) failed: ${(error as Error)?.message}`);
-      throw new SessionStoreUnavailableError(this.storeName);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private sidFromCookie(app: SessionApp, cookie: string): string | undefined {

@@ -185,7 +185,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
     });
 
     it('only refreshes the TTL of an unchanged session, and touches nothing on a route without it', async () => {
-      await start();
+      await start({ refreshAfter: 0 });
       const set = await request(server()).get('/set');
       const before = { ...calls };
       await request(server()).get('/get').set('Cookie', cookiePair(set));
@@ -195,6 +195,31 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       const untouched = { ...calls };
       await request(server()).get('/none').set('Cookie', cookiePair(set)).expect(200);
       expect(calls).toEqual(untouched);
+    });
+
+    it('refreshes an unchanged record at most once per refreshAfter, still re-sending the cookie', async () => {
+      await start({ refreshAfter: 1 });
+      const set = await request(server()).get('/set');
+      const read = async () => {
+        const before = { ...calls };
+        const got = await request(server()).get('/get').set('Cookie', cookiePair(set)).expect(200);
+        expect(sessionCookie(got)!.value).toBe(set.body.sid);
+        return { reads: calls.readRecord - before.readRecord, refreshes: calls.refreshRecord - before.refreshRecord };
+      };
+      expect(await read()).toEqual({ reads: 1, refreshes: 0 }); // just written
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await read()).toEqual({ reads: 1, refreshes: 1 });
+      expect(await read()).toEqual({ reads: 1, refreshes: 0 }); // just refreshed
+    });
+
+    it('refreshes a record this process has not stored, and refuses a negative refreshAfter', async () => {
+      await start();
+      const set = await request(server()).get('/set');
+      await start(); // a new interface: another process, as far as it knows
+      const before = calls.refreshRecord;
+      await request(server()).get('/get').set('Cookie', cookiePair(set)).expect(200);
+      expect(calls.refreshRecord - before).toBe(1);
+      await expect((async () => harness.create({ refreshAfter: -1 }))()).rejects.toThrow('"refreshAfter"');
     });
 
     it('does not refresh when refreshEachRequest is off', async () => {
