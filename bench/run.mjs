@@ -22,7 +22,8 @@
  * BENCH_DURATION (seconds per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_WARMUP (seconds per server and route before measuring, default 4),
  * BENCH_CONNECTIONS (per server, default 16), BENCH_SUITES (default
- * cookie,redis), BENCH_ROUTES (default none,read,write) tune it.
+ * cookie,redis), BENCH_ROUTES (default none,read,write) tune it;
+ * BENCH_PIN=0 leaves the processes unpinned.
  */
 import autocannon from 'autocannon';
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -123,12 +124,15 @@ function cpuMicros(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100; // clock ticks, USER_HZ = 100
 }
 
-/** `cookie`: the Cookie header to send, by default the one the server set at /login. */
-function load(server, route, duration, cookie = server.cookie) {
+/**
+ * `length`: `{ duration }` in seconds or `{ amount }` of requests; `cookie`:
+ * the Cookie header to send, by default the one the server set at /login.
+ */
+function load(server, route, length, cookie = server.cookie) {
   return autocannon({
     url: `http://127.0.0.1:${server.port}/${route}`,
     connections: CONNECTIONS,
-    duration,
+    ...length,
     headers: cookie ? { cookie } : {},
   });
 }
@@ -147,7 +151,7 @@ try {
   if (SELECTED.includes('redis')) redis = await startRedis();
   for (const kind of KINDS) servers.push(await start(kind, redis ? { REDIS_URL: redis.url } : {}));
   process.stdout.write(`warming up ${servers.length} servers (${WARMUP} s a route)... `);
-  for (const server of servers) for (const route of ROUTES) await load(server, route, WARMUP);
+  for (const server of servers) for (const route of ROUTES) await load(server, route, { duration: WARMUP });
   console.log('done');
 
   /**
@@ -160,7 +164,7 @@ try {
     const cpuBefore = servers.map((server) => cpuMicros(server.child.pid));
     // Bare NestJS sets no cookie; it gets ours, so that both parse the same requests.
     const cookieOf = (server) => (server.kind === 'bare' ? ours.cookie : server.cookie);
-    const results = await Promise.all(servers.map((server) => load(server, route, DURATION, cookieOf(server))));
+    const results = await Promise.all(servers.map((server) => load(server, route, { duration: DURATION }, cookieOf(server))));
     const measured = results.map((result, i) => ({
       rps: result.requests.average,
       p99: result.latency.p99,
@@ -196,9 +200,8 @@ try {
     for (const route of ROUTES) {
       for (const kind of [SUITES.redis.subject, ...SUITES.redis.others]) {
         // A fixed number of requests, all answered when autocannon returns: none in flight is counted.
-        const server = byKind(kind);
         const before = await redisCommandCounts(redis.client);
-        const result = await autocannon({ url: `http://127.0.0.1:${server.port}/${route}`, amount: 2000, connections: CONNECTIONS, headers: { cookie: server.cookie } });
+        const result = await load(byKind(kind), route, { amount: 2000 });
         const after = await redisCommandCounts(redis.client);
         (commands[route] ??= {})[kind] = Object.fromEntries(REDIS_COMMANDS.map((c) => [c, (after[c] - before[c]) / result.requests.total]));
       }

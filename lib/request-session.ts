@@ -7,7 +7,7 @@ import type { SessionData, SessionMixin } from './sessions/session-mixin.js';
 const STATE = Symbol('nest-session.state');
 const logger = new Logger('SessionModule');
 
-/** What one request knows of its session. Lives on the request under a Symbol. */
+/** What one request knows of its session. Kept under a Symbol, see {@link stateHolder}. */
 interface RequestSessionState {
   readonly runtime: SessionRuntime;
   /** Set at once when the interface opened synchronously, else when `opening` settles. */
@@ -139,7 +139,7 @@ function stateHolder(request: SessionRequest | undefined, response: SessionRespo
 }
 
 function stateOf(response: ServerResponse): RequestSessionState | undefined {
-  return stateHolder(response.req as SessionRequest | undefined, response)?.[STATE];
+  return stateHolder(response.req as SessionRequest | undefined, response)[STATE];
 }
 
 /**

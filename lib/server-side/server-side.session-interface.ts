@@ -220,10 +220,15 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   protected callStore<T>(call: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
-      const fail = (error: unknown) => {
-        if (settled) return;
+      /** True for the first outcome only: the answer, the error or the timeout. */
+      const settle = (): boolean => {
+        if (settled) return false;
         settled = true;
         clearTimeout(timer);
+        return true;
+      };
+      const fail = (error: unknown) => {
+        if (!settle()) return;
         this.logger.error(`The session store (${this.storeName}) failed: ${(error as Error)?.message}`);
         reject(new SessionStoreUnavailableError(this.storeName));
       };
@@ -235,12 +240,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
         fail(error);
         return;
       }
-      pending.then((value) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(value);
-      }, fail);
+      pending.then((value) => settle() && resolve(value), fail);
     });
   }
 
