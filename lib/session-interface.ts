@@ -61,6 +61,17 @@ export abstract class SessionInterface {
     return obj instanceof this.nullSessionClass;
   }
 
+  /**
+   * Gives the session a new identity with the same data, against session
+   * fixation: call it at login. Server-side interfaces issue a new sid and
+   * delete the old record; signed cookies have no identity to renew, so here
+   * the data is simply kept (Flask declined regenerate for cookie sessions).
+   *
+   * @example
+   * await this.sessions.regenerate(session);
+   */
+  regenerate(_session: SessionMixin): Promise<void> | void {}
+
   getCookieName(app: SessionApp, _request?: any): string {
     return app.config.cookie.name;
   }

@@ -178,7 +178,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
    * @example
    * await this.sessions.regenerate(session);
    */
-  async regenerate(session: SessionMixin): Promise<void> {
+  override async regenerate(session: SessionMixin): Promise<void> {
     const serverSide = session as ServerSideSession;
     if (!session.new) await this.deleteStored(this.keyPrefix + serverSide.sid);
     serverSide.replaceSid(this.generateSid());

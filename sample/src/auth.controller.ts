@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
-import { ServerSideSessionInterface, Session, SessionInterface, type SessionMixin } from 'nest-session';
+import { Session, SessionInterface, type SessionMixin } from 'nest-session';
 import { LoggedInGuard } from './logged-in.guard.js';
 
 type UserSession = { user?: string; visits?: number };
@@ -12,8 +12,8 @@ export class AuthController {
   @HttpCode(200)
   async login(@Session() session: SessionMixin<UserSession>, @Body('user') user = 'guest') {
     session.clear(); // start clean: nothing from before the login survives it
-    // A server-side session gets a new id at login, so a planted one is useless (session fixation).
-    if (this.sessions instanceof ServerSideSessionInterface) await this.sessions.regenerate(session);
+    // A new identity at login, so a planted session id is useless (session fixation).
+    await this.sessions.regenerate(session);
     session.set('user', user);
     session.permanent = true; // keep the login for permanentSessionLifetime (31 days)
     return { loggedInAs: user };
