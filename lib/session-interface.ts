@@ -2,12 +2,17 @@ import { Logger } from '@nestjs/common';
 import {
   addVary,
   appendSetCookie,
+  headersSent,
   readRequestCookie,
+  removeSetCookie,
+  requestOf,
   type CookieReadableRequest,
   type HeaderWritableResponse,
-} from './http/response-headers.js';
+} from './http/platform-seam.js';
 import { cookieSizeWarning, formatSetCookie, type SetCookieAttributes } from './http/set-cookie.js';
 import type { SessionApp } from './interfaces/session-module-options.interface.js';
+import { SessionCookieRejectedError } from './session.errors.js';
+import { cookieAttributeChecks } from './session.options.js';
 import { NullSession } from './sessions/null.session.js';
 import { IS_EMPTY, RAW_DATA, isPermanent, type SessionMixin } from './sessions/session-mixin.js';
 
@@ -17,13 +22,17 @@ import { IS_EMPTY, RAW_DATA, isPermanent, type SessionMixin } from './sessions/s
  * token of the configured interface:
  * `constructor(private readonly sessions: SessionInterface) {}`.
  *
- * Every `getCookie*` method can be overridden, for example to pick the cookie
- * name from the request path: they get the request (Express `req`) as a second
- * argument, which Flask reads from its global `request` instead. The protected helpers read, set and delete the
- * session cookie and add `Vary: Cookie`, so a subclass never formats a header.
+ * `request` and `response` are the platform's own objects: Express's `req` and
+ * `res`, or Fastify's request and reply. The protected helpers read, set and
+ * delete the session cookie and add `Vary: Cookie` on either, so a subclass
+ * that uses them never formats a header and works on both platforms.
  *
- * Concurrent requests of one client open and save in any order: the last save
- * wins (as in Flask).
+ * Every `getCookie*` method can be overridden, for example to pick the cookie
+ * name from the request path: they get the request as a second argument,
+ * which Flask reads from its global `request` instead. What they return is
+ * checked like the options are at bootstrap: a value that would break the
+ * Set-Cookie header (a domain with `;` taken from a Host header) is never
+ * written (see {@link SessionCookieRejectedError}).
  *
  * @publicApi
  */
@@ -34,16 +43,30 @@ export abstract class SessionInterface {
   protected readonly logger = new Logger(this.constructor.name);
 
   /**
-   * Loads the session of `request` (the platform's request, e.g. Express `req`).
+   * Loads the session of `request` (the platform's request: Express `req`,
+   * Fastify's request, or the handshake request of a WebSocket client).
    * Return `null` to give the request a {@link NullSession}.
    */
   abstract openSession(app: SessionApp, request: any): Promise<SessionMixin | null> | SessionMixin | null;
 
   /**
    * Stores the session and sets or deletes its cookie on `response` (the
-   * platform's response, e.g. Express `res`). Called before the body is written.
+   * platform's response: Express `res` or Fastify's reply). Called before the
+   * body is written. `response` is undefined for a WebSocket message, where
+   * only sessions that {@link refusesWithoutResponse} accepts can have been
+   * written; the cookie helpers then do nothing.
    */
   abstract saveSession(app: SessionApp, session: SessionMixin, response: any): Promise<void> | void;
+
+  /**
+   * Why `session` cannot be saved without a response to carry its cookie (a
+   * WebSocket message), or `undefined` when it can. Such a session is
+   * read-only there: a write throws with this reason. The default, right for
+   * signed cookies, refuses: the cookie is the storage.
+   */
+  refusesWithoutResponse(_session: SessionMixin): string | undefined {
+    return 'the session travels in its cookie, and a WebSocket message has no response to carry one: change the session in an HTTP request';
+  }
 
   /**
    * Checks the resolved options at bootstrap; throw a `SessionConfigurationError`
@@ -116,28 +139,46 @@ export abstract class SessionInterface {
     return readRequestCookie(request, this.getCookieName(app, request));
   }
 
-  /** Sets the session cookie with every configured attribute and `Expires` from {@link getExpirationTime}. */
-  protected setSessionCookie(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse, value: string): void {
+  /**
+   * Sets the session cookie with every configured attribute and `Expires`
+   * from {@link getExpirationTime}. Returns false when it was not written:
+   * no response (a WebSocket message), headers already sent (a handler that
+   * answered itself with `@Res()`: logged), or an attribute from an
+   * overridden getter that is not valid, which is logged and, when the session
+   * was changed (its change needs the cookie), raised as a
+   * {@link SessionCookieRejectedError}.
+   */
+  protected setSessionCookie(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse | undefined, value: string): boolean {
+    if (!response) return false;
     const request = requestOf(response);
-    const name = this.getCookieName(app, request);
-    const header = formatSetCookie(name, value, this.cookieAttributes(app, request, this.getExpirationTime(app, session)));
-    if (this.writeHeader(response, header, name)) {
-      const warning = cookieSizeWarning(name, header, value.length, app.config.maxCookieSize);
-      if (warning) this.logger.warn(warning);
-    }
+    const cookie = this.cookieAttributes(app, request, this.getExpirationTime(app, session), undefined, session.modified);
+    if (!cookie) return false;
+    const header = formatSetCookie(cookie.name, value, cookie.attributes);
+    if (!this.writeHeader(response, header, cookie.name)) return false;
+    const warning = cookieSizeWarning(cookie.name, header, value.length, app.config.maxCookieSize);
+    if (warning) this.logger.warn(warning);
+    return true;
   }
 
-  /** Deletes the session cookie, repeating Domain, Path, Secure, SameSite and Partitioned so the browser matches it. */
-  protected deleteSessionCookie(app: SessionApp, response: HeaderWritableResponse): void {
-    const request = requestOf(response);
-    const name = this.getCookieName(app, request);
-    const header = formatSetCookie(name, '', this.cookieAttributes(app, request, new Date(0), 0));
-    this.writeHeader(response, header, name);
+  /**
+   * Deletes the session cookie, repeating Domain, Path, Secure, SameSite and
+   * Partitioned so the browser matches it. A delete always carries a change
+   * (the session was emptied), so an invalid attribute raises.
+   */
+  protected deleteSessionCookie(app: SessionApp, response: HeaderWritableResponse | undefined): boolean {
+    if (!response) return false;
+    const cookie = this.cookieAttributes(app, requestOf(response), new Date(0), 0, true);
+    return cookie !== undefined && this.writeHeader(response, formatSetCookie(cookie.name, '', cookie.attributes), cookie.name);
+  }
+
+  /** Takes back a Set-Cookie this interface added to a response not sent yet (its record could not be stored). */
+  protected unsetSessionCookie(app: SessionApp, response: HeaderWritableResponse | undefined): void {
+    if (response && !headersSent(response)) removeSetCookie(response, this.getCookieName(app, requestOf(response)));
   }
 
   /** Adds `Vary: Cookie`: the response depends on the session, so shared caches must not mix clients. */
-  protected addVaryCookie(response: HeaderWritableResponse): void {
-    if (!response.headersSent) addVary(response, 'Cookie');
+  protected addVaryCookie(response: HeaderWritableResponse | undefined): void {
+    if (response && !headersSent(response)) addVary(response, 'Cookie');
   }
 
   /** The data of `session` without marking it accessed. */
@@ -150,21 +191,54 @@ export abstract class SessionInterface {
     return session[IS_EMPTY]();
   }
 
-  private cookieAttributes(app: SessionApp, request: unknown, expires: Date | null, maxAge?: number): SetCookieAttributes {
+  /**
+   * The cookie's name and attributes from the getters, each checked when it
+   * differs from the option (validated at bootstrap), so the usual case costs
+   * one comparison per attribute. Undefined when one is invalid.
+   */
+  private cookieAttributes(
+    app: SessionApp,
+    request: unknown,
+    expires: Date | null,
+    maxAge: number | undefined,
+    needed: boolean,
+  ): { name: string; attributes: SetCookieAttributes } | undefined {
+    const options = app.config.cookie;
+    const name = this.getCookieName(app, request);
+    const domain = this.getCookieDomain(app, request);
+    const path = this.getCookiePath(app, request);
+    let sameSite = this.getCookieSameSite(app, request);
+    let invalid: string | undefined;
+    if (name !== options.name && !cookieAttributeChecks.name(name)) invalid = `getCookieName() returned ${JSON.stringify(name)}`;
+    else if (domain !== options.domain && !cookieAttributeChecks.domain(domain)) invalid = `getCookieDomain() returned ${JSON.stringify(domain)}`;
+    else if (path !== (options.path ?? app.config.applicationRoot) && !cookieAttributeChecks.path(path)) invalid = `getCookiePath() returned ${JSON.stringify(path)}`;
+    else if (sameSite !== options.sameSite && sameSite !== undefined) {
+      sameSite = cookieAttributeChecks.sameSite(sameSite);
+      if (!sameSite) invalid = `getCookieSameSite() returned ${JSON.stringify(this.getCookieSameSite(app, request))}`;
+    }
+    if (invalid !== undefined) {
+      const problem = `${invalid}, which is not a valid cookie attribute`;
+      this.logger.error(`The session cookie was not set: ${problem}.`);
+      if (needed) throw new SessionCookieRejectedError(problem);
+      return undefined;
+    }
     return {
-      expires,
-      maxAge,
-      domain: this.getCookieDomain(app, request),
-      path: this.getCookiePath(app, request),
-      secure: this.getCookieSecure(app, request),
-      httpOnly: this.getCookieHttpOnly(app, request),
-      sameSite: this.getCookieSameSite(app, request),
-      partitioned: this.getCookiePartitioned(app, request),
+      name,
+      attributes: {
+        expires,
+        maxAge,
+        domain,
+        path,
+        secure: Boolean(this.getCookieSecure(app, request)),
+        httpOnly: Boolean(this.getCookieHttpOnly(app, request)),
+        sameSite,
+        partitioned: Boolean(this.getCookiePartitioned(app, request)),
+      },
     };
   }
 
   private writeHeader(response: HeaderWritableResponse, header: string, name: string): boolean {
-    if (response.headersSent) {
+    if (headersSent(response)) {
       // Only a handler that sends the response itself (@Res() without passthrough) gets here.
       this.logger.warn(`The '${name}' cookie was not sent: the response headers were already sent by the handler.`);
       return false;
@@ -172,9 +246,4 @@ export abstract class SessionInterface {
     appendSetCookie(response, name, header);
     return true;
   }
-}
-
-/** The request a response answers: Express and Node link them as `res.req`. */
-function requestOf(response: unknown): unknown {
-  return (response as { req?: unknown }).req;
 }

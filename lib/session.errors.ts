@@ -1,13 +1,29 @@
+import { HttpException } from '@nestjs/common';
+
 /**
- * Base class of the errors nest-session raises itself.
+ * Base class of the errors nest-session raises itself: each carries the HTTP
+ * status a request that meets it gets, so Nest's exception filters answer it
+ * (a store that is down is a 503, a cookie attribute built from a bad request
+ * a 400, anything else a 500). The client sees only the status and a short
+ * public message; `message` has the detail, for logs. Configuration mistakes
+ * are raised at bootstrap and never reach a client.
  *
  * @publicApi
  */
-export class SessionError extends Error {
-  override readonly name: string = this.constructor.name;
+export class SessionError extends HttpException {
+  constructor(
+    /** The detail, for logs and the developer. */
+    message: string,
+    status = 500,
+    /** What the client is told; Nest's own "Internal server error" unless the client can act on more. */
+    publicMessage = 'Internal server error',
+  ) {
+    super({ statusCode: status, message: publicMessage }, status);
+    this.message = message;
+  }
 }
 
-/** A `SessionModule` option is invalid. Raised at bootstrap, naming the option. */
+/** A `SessionModule` or store option is invalid. Raised at bootstrap, naming the option. */
 export class SessionConfigurationError extends SessionError {
   static create(option: string, problem: string): SessionConfigurationError {
     return new SessionConfigurationError(`Invalid SessionModule option "${option}": ${problem}`);
@@ -16,8 +32,8 @@ export class SessionConfigurationError extends SessionError {
 
 /**
  * A session value cannot be serialized (a function, a symbol, a cycle, a Map,
- * NaN...). The request fails with this error (a 500 through Nest's exception
- * filter) and nothing is written, so no data is silently dropped.
+ * NaN...). The request fails with a 500 and nothing is written, so no data is
+ * silently dropped; the log names the key.
  */
 export class SessionSerializationError extends SessionError {
   constructor(
@@ -48,12 +64,52 @@ export class NullSessionError extends SessionError {
   }
 }
 
-/** `@Session()` or `getSession()` was used in an application that does not import `SessionModule`. */
+/**
+ * A write to a session that cannot be saved where it was opened, for example a
+ * signed-cookie session in a WebSocket message handler: there is no response
+ * to carry the cookie. The message says why.
+ */
+export class SessionReadOnlyError extends SessionError {
+  constructor(reason: string) {
+    super(`This session is read-only: ${reason}`);
+  }
+}
+
+/** `@Session()` or `getSession()` was used where no session can be found. */
 export class SessionNotInitializedError extends SessionError {
-  static create(): SessionNotInitializedError {
+  static create(detail?: string): SessionNotInitializedError {
     return new SessionNotInitializedError(
-      'No session is available for this request. Potential solutions: import SessionModule.forRoot() ' +
-        'once in the root module of the application; sessions work in HTTP contexts only.',
+      `No session is available${detail ? ` (${detail})` : ''}. Potential solutions: import SessionModule.forRoot() ` +
+        'once in the root module of the application; sessions work in HTTP handlers (Express and Fastify), ' +
+        "GraphQL resolvers and WebSocket gateways on the application's own server.",
     );
+  }
+}
+
+/**
+ * The session store could not be reached, answered with an error, or did not
+ * answer within the request's `storeTimeout`: the request gets a 503 with a
+ * message the client can act on; routes that do not use the session are
+ * unaffected. Nothing of the request was stored.
+ *
+ * @publicApi
+ */
+export class SessionStoreUnavailableError extends SessionError {
+  constructor(storeName: string, cause: string) {
+    super(`The session store (${storeName}) failed: ${cause}`, 503, `The session store (${storeName}) is unavailable; try again shortly.`);
+  }
+}
+
+/**
+ * A cookie attribute returned at run time by an overridden `getCookie*()`
+ * (for example a domain taken from the Host header) would break the
+ * Set-Cookie header. It is never written; when the session's change needs the
+ * cookie to take effect, the request fails with a 400 rather than claim it.
+ *
+ * @publicApi
+ */
+export class SessionCookieRejectedError extends SessionError {
+  constructor(detail: string) {
+    super(`The session cookie was not set: ${detail}`, 400, 'The session cookie could not be set for this request.');
   }
 }

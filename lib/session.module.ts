@@ -1,5 +1,5 @@
 import { Global, Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { APP_INTERCEPTOR, ModuleRef } from '@nestjs/core';
 import type {
   SessionModuleAsyncOptions,
   SessionModuleOptions,
@@ -8,7 +8,8 @@ import type {
 import { SecureCookieSessionInterface } from './secure-cookie/secure-cookie.session-interface.js';
 import { SESSION_MODULE_OPTIONS } from './session.constants.js';
 import { SessionConfigurationError } from './session.errors.js';
-import { SessionRuntime } from './session-runtime.js';
+import { SessionInterceptor } from './session.interceptor.js';
+import { SessionManager } from './session.manager.js';
 import { SessionInterface } from './session-interface.js';
 
 type InterfaceChoice = SessionInterface | Type<SessionInterface> | undefined;
@@ -16,6 +17,15 @@ type InterfaceChoice = SessionInterface | Type<SessionInterface> | undefined;
 /**
  * Flask's sessions for a NestJS application. Import it once, in the root
  * module; it is global, so `SessionInterface` can be injected anywhere.
+ *
+ * What it registers, and where a session's life happens:
+ * - the `SessionInterface` (the DI token is the abstract class itself);
+ * - {@link SessionManager}: opens (`open`) and saves (`save`) sessions, and
+ *   at startup installs the HTTP backstop that saves what no interceptor saw
+ *   (lib/http/response-backstop.ts);
+ * - {@link SessionInterceptor}: opens the session before a handler and saves
+ *   it on the handler's way out; bound by `@Session()` / `@UseSession()`
+ *   where the session is used, or globally with `everyRequest: true`.
  *
  * @example
  * SessionModule.forRoot({ secretKey: process.env.SECRET_KEY, cookie: { sameSite: 'Lax' } })
@@ -34,14 +44,18 @@ export class SessionModule {
    */
   static forRoot(config?: SessionModuleOptions | SessionInterface | Type<SessionInterface>): DynamicModule {
     const options: SessionModuleOptions = isInterfaceChoice(config) ? { interface: config } : { ...config };
-    const { imports = [], interface: choice, ...rest } = options;
+    const { imports = [], interface: choice, everyRequest, ...rest } = options;
     assertInterfaceChoice(choice);
     return {
       module: SessionModule,
       global: true,
       imports,
-      providers: [{ provide: SESSION_MODULE_OPTIONS, useValue: { interface: choice, ...rest } }, interfaceProvider(choice), SessionRuntime],
-      exports: [SessionInterface],
+      providers: [
+        { provide: SESSION_MODULE_OPTIONS, useValue: { interface: choice, ...rest } },
+        interfaceProvider(choice),
+        ...sessionProviders(everyRequest),
+      ],
+      exports: EXPORTS,
     };
   }
 
@@ -72,16 +86,34 @@ export class SessionModule {
         provide: SessionInterface,
         inject: [SESSION_MODULE_OPTIONS, ModuleRef],
         useFactory: (options: SessionModuleOptions, moduleRef: ModuleRef) => {
+          if (options?.everyRequest !== undefined) {
+            throw SessionConfigurationError.create(
+              'everyRequest',
+              'give it to forRootAsync({ everyRequest }) itself, not from the factory: it decides which providers the module has.',
+            );
+          }
           const choice = options?.interface;
           assertInterfaceChoice(choice);
           if (typeof choice === 'function') return moduleRef.create(choice);
           return choice ?? new SecureCookieSessionInterface();
         },
       },
-      SessionRuntime,
+      ...sessionProviders(async.everyRequest),
     );
-    return { module: SessionModule, global: true, imports: async.imports ?? [], providers, exports: [SessionInterface] };
+    return { module: SessionModule, global: true, imports: async.imports ?? [], providers, exports: EXPORTS };
   }
+}
+
+const EXPORTS = [SessionInterface, SessionManager, SessionInterceptor];
+
+/** The manager and the interceptor; with `everyRequest`, the interceptor bound to every route too. */
+function sessionProviders(everyRequest: unknown): Provider[] {
+  if (everyRequest !== undefined && typeof everyRequest !== 'boolean') {
+    throw SessionConfigurationError.create('everyRequest', `expected true or false, got ${JSON.stringify(everyRequest)}.`);
+  }
+  const providers: Provider[] = [SessionManager, SessionInterceptor];
+  if (everyRequest) providers.push({ provide: APP_INTERCEPTOR, useExisting: SessionInterceptor });
+  return providers;
 }
 
 function interfaceProvider(choice: InterfaceChoice): Provider {

@@ -16,6 +16,7 @@ const TOP_LEVEL_KEYS = new Set([
   'permanentSessionLifetime',
   'refreshEachRequest',
   'maxCookieSize',
+  'everyRequest',
 ]);
 const COOKIE_KEYS = new Set(['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned']);
 const SAME_SITE: Record<string, 'Strict' | 'Lax' | 'None'> = { strict: 'Strict', lax: 'Lax', none: 'None' };
@@ -23,6 +24,21 @@ const SAME_SITE: Record<string, 'Strict' | 'Lax' | 'None'> = { strict: 'Strict',
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Characters that would end or corrupt a cookie attribute. */
 const ATTRIBUTE_BREAKERS = /[;,\s\u0000-\u001f\u007f]/;
+
+/**
+ * The checks behind the cookie options, also applied at run time to what an
+ * overridden `getCookie*()` returns (it may be built from the request).
+ */
+export const cookieAttributeChecks = {
+  name: (value: unknown): value is string => typeof value === 'string' && COOKIE_NAME.test(value),
+  domain: (value: unknown): value is string | undefined =>
+    value === undefined || (typeof value === 'string' && value.length > 0 && !ATTRIBUTE_BREAKERS.test(value)),
+  /** Any path starting with "/": the Set-Cookie writer percent-encodes what would break the attribute, as Werkzeug. */
+  path: (value: unknown): value is string => typeof value === 'string' && value.startsWith('/'),
+  /** `'Strict'`, `'Lax'` or `'None'` in any case, title-cased; undefined for anything else. */
+  sameSite: (value: unknown): 'Strict' | 'Lax' | 'None' | undefined =>
+    typeof value === 'string' && Object.hasOwn(SAME_SITE, value.toLowerCase()) ? SAME_SITE[value.toLowerCase()] : undefined,
+};
 
 /**
  * Applies Flask's defaults and checks every option, so that a mistake fails at
@@ -80,7 +96,7 @@ export function resolveSessionOptions(options: SessionModuleOptions = {}): Resol
   }
   let sameSite: 'Strict' | 'Lax' | 'None' | undefined;
   if (cookie.sameSite !== undefined) {
-    sameSite = typeof cookie.sameSite === 'string' ? SAME_SITE[cookie.sameSite.toLowerCase()] : undefined;
+    sameSite = cookieAttributeChecks.sameSite(cookie.sameSite);
     if (!sameSite) fail('cookie.sameSite', `expected 'Strict', 'Lax' or 'None' (any case), got ${JSON.stringify(cookie.sameSite)}.`);
   }
 

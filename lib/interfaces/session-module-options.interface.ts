@@ -58,6 +58,13 @@ export interface SessionModuleOptions {
   refreshEachRequest?: boolean;
   /** Warn when a Set-Cookie header is longer than this many bytes; `0` turns the check off. [`4093`] (`MAX_COOKIE_SIZE`) */
   maxCookieSize?: number;
+  /**
+   * Open and save the session on every HTTP route, as Flask does (a permanent
+   * session's cookie is then refreshed by every request), by binding
+   * `SessionInterceptor` globally. Every route then pays for sessions; by
+   * default only routes with `@Session()` or `@UseSession()` do. [`false`]
+   */
+  everyRequest?: boolean;
 }
 
 /** The options after defaults are applied: what `app.config` holds. */
@@ -91,7 +98,7 @@ export interface SessionApp {
 
 /** A class whose `createSessionOptions()` gives the options (`forRootAsync({ useClass })`). */
 export interface SessionOptionsFactory {
-  createSessionOptions(): Promise<SessionModuleOptions> | SessionModuleOptions;
+  createSessionOptions(): Promise<Omit<SessionModuleOptions, 'imports' | 'everyRequest'>> | Omit<SessionModuleOptions, 'imports' | 'everyRequest'>;
 }
 
 /**
@@ -102,7 +109,9 @@ export interface SessionOptionsFactory {
  * @publicApi
  */
 export interface SessionModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
-  useFactory?: (...args: any[]) => Promise<Omit<SessionModuleOptions, 'imports'>> | Omit<SessionModuleOptions, 'imports'>;
+  /** As `SessionModuleOptions.everyRequest`; given here because it decides the module's providers. [`false`] */
+  everyRequest?: boolean;
+  useFactory?: (...args: any[]) => Promise<Omit<SessionModuleOptions, 'imports' | 'everyRequest'>> | Omit<SessionModuleOptions, 'imports' | 'everyRequest'>;
   inject?: Array<InjectionToken | OptionalFactoryDependency>;
   useClass?: Type<SessionOptionsFactory>;
   useExisting?: Type<SessionOptionsFactory>;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { SessionApp } from '../interfaces/session-module-options.interface.js';
-import type { CookieReadableRequest, HeaderWritableResponse } from '../http/response-headers.js';
+import type { CookieReadableRequest, HeaderWritableResponse } from '../http/platform-seam.js';
 import { TaggedJsonSerializer } from '../serializers/tagged-json.serializer.js';
 import type { TextSerializer } from '../serializers/text-serializer.interface.js';
 import { SessionInterface } from '../session-interface.js';
@@ -74,7 +74,7 @@ export class SecureCookieSessionInterface extends SessionInterface {
     }
   }
 
-  saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse): void {
+  saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse | undefined): void {
     // Flask adds Vary when the session was accessed, and again with any
     // Set-Cookie; once is enough, as adding twice changes nothing.
     let vary = session.accessed;

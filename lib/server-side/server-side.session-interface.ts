@@ -1,9 +1,8 @@
-import { ServiceUnavailableException } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import type { CookieReadableRequest, HeaderWritableResponse } from '../http/response-headers.js';
+import type { CookieReadableRequest, HeaderWritableResponse } from '../http/platform-seam.js';
 import type { SessionApp } from '../interfaces/session-module-options.interface.js';
 import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
-import { SessionConfigurationError } from '../session.errors.js';
+import { SessionConfigurationError, SessionStoreUnavailableError } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
 import { ServerSideSession } from '../sessions/server-side.session.js';
 import type { SessionMixin } from '../sessions/session-mixin.js';
@@ -41,18 +40,6 @@ export interface ServerSideSessionOptions {
 
 /** Records this process wrote or refreshed recently, at most this many remembered (oldest forgotten first). */
 const REMEMBERED_REFRESHES = 10_000;
-
-/**
- * The store could not be reached or answered with an error: the request gets
- * a 503 with this message; routes that do not use the session are unaffected.
- *
- * @publicApi
- */
-export class SessionStoreUnavailableError extends ServiceUnavailableException {
-  constructor(storeName: string) {
-    super(`The session store (${storeName}) is unavailable; try again shortly.`);
-  }
-}
 
 const SID_ALPHABET = /^[A-Za-z0-9_-]+$/;
 
@@ -139,35 +126,51 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     }
   }
 
-  async saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse): Promise<void> {
+  async saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse | undefined): Promise<void> {
     const { sid } = session as ServerSideSession;
     const storeId = this.keyPrefix + sid;
     let vary = session.accessed;
     if (this.isSessionEmpty(session)) {
       if (session.modified) {
-        if (!session.new) await this.deleteStored(storeId);
+        // The cookie first, synchronously: a streamed response's headers are about to go out.
         this.deleteSessionCookie(app, response);
         this.addVaryCookie(response);
+        if (!session.new) await this.deleteStored(storeId);
       } else if (vary) {
         this.addVaryCookie(response);
       }
       return;
     }
     const lifetime = Math.max(1, app.config.permanentSessionLifetime);
-    if (session.modified) {
-      // Serialize first: a value that cannot be stored leaves the record as it was.
-      const bytes = this.serializer.dumps(Object.fromEntries(this.sessionData(session)));
-      await this.callStore(() => this.writeRecord(storeId, bytes, lifetime));
-      this.noteStored(storeId);
-    } else if (app.config.refreshEachRequest && !session.new && this.isRefreshDue(storeId)) {
-      await this.callStore(() => this.refreshRecord(storeId, lifetime));
-      this.noteStored(storeId);
-    }
+    // Serialize first: a value that cannot be stored leaves the record and the response as they were.
+    const bytes = session.modified ? this.serializer.dumps(Object.fromEntries(this.sessionData(session))) : undefined;
+    // The cookie before the store call, synchronously: a streamed response (res.write) sends its
+    // headers right after this call returns, and the cookie must be in them. Taken back if the store fails.
+    let cookieSet = false;
     if (this.shouldSetCookie(app, session)) {
-      this.setSessionCookie(app, session, response, this.useSigner ? this.signer(app).sign(sid) : sid);
+      cookieSet = this.setSessionCookie(app, session, response, this.useSigner ? this.signer(app).sign(sid) : sid);
       vary = true;
     }
     if (vary) this.addVaryCookie(response);
+    try {
+      if (bytes) {
+        await this.callStore(() => this.writeRecord(storeId, bytes, lifetime));
+        this.noteStored(storeId);
+      } else if (app.config.refreshEachRequest && !session.new && this.isRefreshDue(storeId)) {
+        await this.callStore(() => this.refreshRecord(storeId, lifetime));
+        this.noteStored(storeId);
+      }
+    } catch (error) {
+      if (cookieSet) this.unsetSessionCookie(app, response);
+      throw error;
+    }
+  }
+
+  /** A stored session can be written from a WebSocket message (its cookie already points at it); a new one cannot. */
+  override refusesWithoutResponse(session: SessionMixin): string | undefined {
+    return session.new
+      ? 'this client has no stored session yet, and a WebSocket message has no response to set its cookie on: create the session in an HTTP request'
+      : undefined;
   }
 
   /**
@@ -229,8 +232,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       };
       const fail = (error: unknown) => {
         if (!settle()) return;
-        this.logger.error(`The session store (${this.storeName}) failed: ${(error as Error)?.message}`);
-        reject(new SessionStoreUnavailableError(this.storeName));
+        reject(new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error)));
       };
       const timer = setTimeout(() => fail(new Error(`no answer within ${this.storeTimeout} ms`)), this.storeTimeout);
       let pending: Promise<T>;

@@ -1,10 +1,17 @@
+import { SessionReadOnlyError } from '../session.errors.js';
+
 /** Data of a session: string keys, any serializable values. */
 export type SessionData = Record<string, unknown>;
 
 /** Symbols of the non-tracking accessors that session interfaces use (not exported from the package). */
 export const RAW_DATA = Symbol('nest-session.rawData');
 export const IS_EMPTY = Symbol('nest-session.isEmpty');
-
+/** How many writes the session has seen: a write after the session was saved moves it, so it is saved again. */
+export const WRITES = Symbol('nest-session.writes');
+/** True once `clear()` ran: the stored record is then replaced, not merged into. */
+export const CLEARED = Symbol('nest-session.cleared');
+/** Why writes are refused, when they are (e.g. a signed-cookie session over a WebSocket has no response to carry it). */
+export const READ_ONLY = Symbol('nest-session.readOnly');
 
 /** Where Flask keeps `session.permanent` in the data. */
 export const PERMANENT_KEY = '_permanent';
@@ -25,11 +32,13 @@ export const PERMANENT_KEY = '_permanent';
 export class SessionMixin<T extends SessionData = SessionData> {
   /** True when the client sent no usable session (no cookie, a bad one, an unknown id). */
   new = false;
-  /** True once the data changed; set it by hand after changing a nested value. */
-  modified = false;
   /** True once the session was read or written; adds `Vary: Cookie` to the response. */
   accessed = false;
 
+  [WRITES] = 0;
+  [CLEARED] = false;
+  [READ_ONLY]: string | undefined = undefined;
+  private isModified = false;
   protected readonly data: Map<string, unknown>;
 
   constructor(initial?: Partial<T> | Iterable<readonly [string, unknown]>) {
@@ -40,6 +49,19 @@ export class SessionMixin<T extends SessionData = SessionData> {
     // Key by key: no array of entries for every session opened.
     this.data = new Map();
     for (const key of Object.keys(initial)) this.data.set(key, (initial as Record<string, unknown>)[key]);
+  }
+
+  /** True once the data changed; set it by hand after changing a nested value. */
+  get modified(): boolean {
+    return this.isModified;
+  }
+
+  set modified(value: boolean) {
+    if (value) {
+      if (this[READ_ONLY] !== undefined) throw new SessionReadOnlyError(this[READ_ONLY]);
+      this[WRITES]++;
+    }
+    this.isModified = value;
   }
 
   /** Whether the session outlives the browser session (`Expires` on the cookie). Stored as `_permanent`. */
@@ -61,6 +83,7 @@ export class SessionMixin<T extends SessionData = SessionData> {
 
   /** Sets a value; marks the session modified. Returns the session. */
   set<K extends keyof T & string>(key: K, value: T[K]): this {
+    this.refuseIfReadOnly();
     this.data.set(key, value);
     return this.touched();
   }
@@ -73,6 +96,7 @@ export class SessionMixin<T extends SessionData = SessionData> {
   /** Removes a key; marks the session modified only if the key existed. */
   delete(key: keyof T & string): boolean {
     this.accessed = true;
+    this.refuseIfReadOnly();
     const existed = this.data.delete(key);
     if (existed) this.modified = true;
     return existed;
@@ -81,6 +105,7 @@ export class SessionMixin<T extends SessionData = SessionData> {
   /** Removes a key and returns its value (or `fallback`); modified only if the key existed. */
   pop<K extends keyof T & string>(key: K, fallback?: T[K]): T[K] | undefined {
     this.accessed = true;
+    this.refuseIfReadOnly();
     if (!this.data.has(key)) return fallback;
     const value = this.data.get(key) as T[K];
     this.data.delete(key);
@@ -91,6 +116,7 @@ export class SessionMixin<T extends SessionData = SessionData> {
   /** Returns the value of `key`, first setting it to `value` if missing (then modified). */
   setDefault<K extends keyof T & string>(key: K, value: NonNullable<T[K]>): NonNullable<T[K]> {
     this.accessed = true;
+    this.refuseIfReadOnly();
     if (this.data.has(key)) return this.data.get(key) as NonNullable<T[K]>;
     this.data.set(key, value);
     this.modified = true;
@@ -99,6 +125,7 @@ export class SessionMixin<T extends SessionData = SessionData> {
 
   /** Sets every key of `values`; always marks the session modified. */
   update(values: Partial<T> | Iterable<readonly [string, unknown]>): this {
+    this.refuseIfReadOnly();
     const entries = Symbol.iterator in Object(values) ? (values as Iterable<readonly [string, unknown]>) : Object.entries(values);
     for (const [key, value] of entries) this.data.set(key, value);
     return this.touched();
@@ -106,7 +133,9 @@ export class SessionMixin<T extends SessionData = SessionData> {
 
   /** Removes every key; always marks the session modified. */
   clear(): void {
+    this.refuseIfReadOnly();
     this.data.clear();
+    this[CLEARED] = true;
     this.touched();
   }
 
@@ -154,6 +183,11 @@ export class SessionMixin<T extends SessionData = SessionData> {
     this.accessed = true;
     this.modified = true;
     return this;
+  }
+
+  /** Throws before a write changes anything, when the session cannot be saved. */
+  protected refuseIfReadOnly(): void {
+    if (this[READ_ONLY] !== undefined) throw new SessionReadOnlyError(this[READ_ONLY]);
   }
 }
 

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import request from 'supertest';
 import { Session, SessionModule, type SerializationFormat, type SessionMixin } from '../../lib/index.js';
 import { RedisSessionInterface } from '../../lib/redis/index.js';
-import { cookiePair, createApp } from '../support/apps.js';
+import { cookiePair, createApp, PLATFORMS, type Platform } from '../support/apps.js';
 import { describeValue, flaskSession } from '../support/flask.js';
 import { RedisServer } from '../support/loopback-servers.js';
 
@@ -47,36 +47,40 @@ afterAll(async () => {
 });
 afterEach(() => app?.close());
 
-async function nest(serializationFormat: SerializationFormat) {
-  app = await createApp({
-    imports: [SessionModule.forRoot({ interface: new RedisSessionInterface({ client, serializationFormat }), secretKey: 'k' })],
-    controllers: [CompatController],
-  });
-  return app.getHttpServer();
-}
+describe.each(PLATFORMS)('on %s', (platform: Platform) => {
+  const createAppOn = (metadata: Parameters<typeof createApp>[0], logger: Parameters<typeof createApp>[1] = false) => createApp(metadata, logger, platform);
 
-test('a msgpack session written the Flask-Session way opens in nest-session', async () => {
-  const sid = randomBytes(32).toString('base64url');
-  flaskSession({ op: 'write', port: server.port, sid, format: 'msgpack' });
-  const response = await request(await nest('msgpack')).get('/describe').set('Cookie', `session=${sid}`).expect(200);
-  expect(response.body).toEqual({ ...COMMON, when: { $date: '2024-01-02T03:04:05Z' }, raw: { $bytes: 'AP8=' } });
-});
-
-test('a JSON session written the Flask-Session way opens in nest-session', async () => {
-  const sid = randomBytes(32).toString('base64url');
-  flaskSession({ op: 'write', port: server.port, sid, format: 'json' });
-  const response = await request(await nest('json')).get('/describe').set('Cookie', `session=${sid}`).expect(200);
-  expect(response.body).toEqual(COMMON);
-});
-
-test.each(['msgpack', 'json'] as const)('a %s session written by nest-session reads back in Python with the same values', async (format) => {
-  const http = await nest(format);
-  const written = await request(http).get('/write');
-  const read = flaskSession<{ session: unknown }>({ op: 'read', port: server.port, sid: written.body.sid });
-  expect(read.session).toEqual(COMMON);
-  if (format === 'msgpack') {
-    const typed = await request(http).get('/write-types').set('Cookie', cookiePair(written));
-    const again = flaskSession<{ session: Record<string, unknown> }>({ op: 'read', port: server.port, sid: typed.body.sid });
-    expect(again.session).toMatchObject({ when: { $date: '2024-01-02T03:04:05Z' }, raw: { $bytes: 'AP8=' } });
+  async function nest(serializationFormat: SerializationFormat) {
+    app = await createAppOn({
+      imports: [SessionModule.forRoot({ interface: new RedisSessionInterface({ client, serializationFormat }), secretKey: 'k' })],
+      controllers: [CompatController],
+    });
+    return app.getHttpServer();
   }
+
+  test('a msgpack session written the Flask-Session way opens in nest-session', async () => {
+    const sid = randomBytes(32).toString('base64url');
+    flaskSession({ op: 'write', port: server.port, sid, format: 'msgpack' });
+    const response = await request(await nest('msgpack')).get('/describe').set('Cookie', `session=${sid}`).expect(200);
+    expect(response.body).toEqual({ ...COMMON, when: { $date: '2024-01-02T03:04:05Z' }, raw: { $bytes: 'AP8=' } });
+  });
+
+  test('a JSON session written the Flask-Session way opens in nest-session', async () => {
+    const sid = randomBytes(32).toString('base64url');
+    flaskSession({ op: 'write', port: server.port, sid, format: 'json' });
+    const response = await request(await nest('json')).get('/describe').set('Cookie', `session=${sid}`).expect(200);
+    expect(response.body).toEqual(COMMON);
+  });
+
+  test.each(['msgpack', 'json'] as const)('a %s session written by nest-session reads back in Python with the same values', async (format) => {
+    const http = await nest(format);
+    const written = await request(http).get('/write');
+    const read = flaskSession<{ session: unknown }>({ op: 'read', port: server.port, sid: written.body.sid });
+    expect(read.session).toEqual(COMMON);
+    if (format === 'msgpack') {
+      const typed = await request(http).get('/write-types').set('Cookie', cookiePair(written));
+      const again = flaskSession<{ session: Record<string, unknown> }>({ op: 'read', port: server.port, sid: typed.body.sid });
+      expect(again.session).toMatchObject({ when: { $date: '2024-01-02T03:04:05Z' }, raw: { $bytes: 'AP8=' } });
+    }
+  });
 });

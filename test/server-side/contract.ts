@@ -12,7 +12,7 @@ import {
   type ServerSideSessionOptions,
   type SessionMixin,
 } from '../../lib/index.js';
-import { cookiePair, createApp, sessionCookie, setCookies } from '../support/apps.js';
+import { PLATFORMS, cookiePair, createApp, sessionCookie, setCookies, type Platform } from '../support/apps.js';
 
 export interface StoreHarness {
   /** A fresh interface on the store, with these options. */
@@ -102,7 +102,7 @@ class StoreController {
 }
 
 export function describeStoreContract(name: string, harness: StoreHarness): void {
-  describe(`${name}: the server-side store contract`, () => {
+  describe.each(PLATFORMS)(`${name}: the server-side store contract on %s`, (platform: Platform) => {
     let app: INestApplication;
     let sessions: ServerSideSessionInterface;
     let calls: Calls;
@@ -114,7 +114,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       app = await createApp({
         imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k', ...moduleOptions })],
         controllers: [StoreController],
-      });
+      }, false, platform);
       return app.getHttpServer();
     }
     const server = () => app.getHttpServer();
@@ -252,7 +252,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       app = await createApp({
         imports: [SessionModule.forRoot({ interface: await harness.create({ useSigner: true }), secretKey: 'new', secretKeyFallbacks: ['old'] })],
         controllers: [StoreController],
-      });
+      }, false, platform);
       const got = await request(server()).get('/get').set('Cookie', `session=${cookie}`);
       expect(got.body).toMatchObject({ value: 'signed', sid: stored });
     });
@@ -272,7 +272,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       app = await createApp({
         imports: [SessionModule.forRoot({ interface: await harness.create({ serializationFormat: other }), secretKey: 'k' })],
         controllers: [StoreController],
-      });
+      }, false, platform);
       expect((await request(server()).get('/get').set('Cookie', cookiePair(set))).body.value).toBe('fmt');
     });
 

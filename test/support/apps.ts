@@ -25,11 +25,29 @@ export class RecordingLogger implements LoggerService {
   }
 }
 
-/** Builds and initialises a Nest application on the Express adapter; supertest binds it to a free loopback port. */
-export async function createApp(metadata: ModuleMetadata, logger: LoggerService | false = false): Promise<INestApplication> {
+/** The HTTP platforms every e2e suite runs on. */
+export const PLATFORMS = ['express', 'fastify'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+/**
+ * Builds and initialises a Nest application on the given platform's real
+ * adapter; supertest binds its HTTP server to a free loopback port.
+ */
+export async function createApp(
+  metadata: ModuleMetadata,
+  logger: LoggerService | false = false,
+  platform: Platform = 'express',
+): Promise<INestApplication> {
   const moduleRef = await Test.createTestingModule(metadata).compile();
-  const app = moduleRef.createNestApplication({ logger });
+  if (platform === 'express') {
+    const app = moduleRef.createNestApplication({ logger });
+    await app.init();
+    return app;
+  }
+  const { FastifyAdapter } = await import('@nestjs/platform-fastify');
+  const app = moduleRef.createNestApplication(new FastifyAdapter(), { logger });
   await app.init();
+  await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
   return app;
 }
 

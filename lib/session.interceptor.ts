@@ -1,0 +1,180 @@
+import {
+  Injectable,
+  Logger,
+  Optional,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { Observable, type Subscriber } from 'rxjs';
+import { graphqlRequest } from './graphql/graphql-request.js';
+import { saveBeforeRawHeaders } from './http/response-backstop.js';
+import type { RequestSessionState } from './request-state.js';
+import { SessionError, SessionNotInitializedError } from './session.errors.js';
+import { SessionManager } from './session.manager.js';
+import { forgetMessageState } from './websocket/handshake.js';
+
+/** Nest's metadata key for `@Sse()` (`SSE_METADATA`). */
+const SSE_METADATA = '__sse__';
+
+/**
+ * Opens the session before the handler and saves it on the handler's way out:
+ * before the first value it returns reaches Nest (so before any byte of the
+ * response, a `StreamableFile` or the first SSE event included), and, when
+ * the handler throws, before the error reaches the exception filters (Flask
+ * saves on handled errors too). A failing save (a store that is down, a value
+ * with no JSON form) becomes the request's error, so the exception filters
+ * answer it.
+ *
+ * Bound where the session is used, so a route that never uses it runs no
+ * session code: `@Session()` binds it to its handler, `@UseSession()` to a
+ * class or method, and `SessionModule.forRoot({ everyRequest: true })` to
+ * every route. A second binding on the same handler does nothing.
+ *
+ * - HTTP (Express, Fastify): as above.
+ * - GraphQL: opens the session of the HTTP request; it is saved once, when
+ *   the HTTP response is sent, however many resolvers used it.
+ * - WebSocket messages: each message opens the session afresh from the
+ *   handshake's cookie and stores it when its handler completes.
+ *
+ * @publicApi
+ */
+@Injectable()
+export class SessionInterceptor implements NestInterceptor {
+  private readonly logger = new Logger('SessionInterceptor');
+  private readonly manager: SessionManager;
+
+  constructor(@Optional() manager?: SessionManager) {
+    // Bound by @Session() in an application that does not import SessionModule: say so at bootstrap.
+    if (!manager) throw SessionNotInitializedError.create();
+    this.manager = manager;
+  }
+
+  intercept(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    switch (context.getType<string>()) {
+      case 'http':
+        return this.interceptHttp(context, next);
+      case 'graphql':
+        return this.interceptGraphql(context, next);
+      case 'ws':
+        return this.interceptMessage(context, next);
+      default:
+        return next.handle();
+    }
+  }
+
+  private interceptHttp(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    // What switchToHttp() returns, without the three closures it adds to the context each call.
+    const request = context.getArgByIndex(0);
+    const response = context.getArgByIndex(1);
+    const state = this.manager.open(request);
+    if (state.intercepted) return next.handle();
+    state.intercepted = true;
+    const save = () => this.manager.save(state, response);
+    // @Sse() on Fastify writes reply.raw, which Fastify's onSend never sees, and sends the headers
+    // before the first event: that response's own writeHead saves first.
+    if (response?.raw && Reflect.getMetadata(SSE_METADATA, context.getHandler())) {
+      saveBeforeRawHeaders(state, response, (opened, raw) => this.manager.save(opened, raw));
+    }
+    return saveOnTheWayOut(state, next, 'first-value', save, this.logger);
+  }
+
+  private interceptGraphql(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const request = graphqlRequest(context.getArgByIndex(2));
+    if (!request) throw SessionNotInitializedError.create('this GraphQL context has no HTTP request (req)');
+    const state = this.manager.open(request);
+    // Saved by the HTTP response's backstop: once, after every resolver of the request.
+    return state.session ? next.handle() : afterOpening(state, () => next.handle());
+  }
+
+  private interceptMessage(context: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const client = context.getArgByIndex(0);
+    const payload = context.getArgByIndex(1);
+    const state = this.manager.openForMessage(client, payload);
+    if (state.intercepted) return next.handle();
+    state.intercepted = true;
+    return saveOnTheWayOut(state, next, 'completion', () => {
+      forgetMessageState(client, payload, state);
+      return this.manager.save(state, undefined);
+    }, this.logger);
+  }
+}
+
+/** `next.handle()` once the session is open; an open that fails (a store that is down) is the request's error. */
+function afterOpening(state: RequestSessionState, handle: () => Observable<unknown>): Observable<unknown> {
+  return new Observable((subscriber) => {
+    let inner: { unsubscribe(): void } | undefined;
+    let closed = false;
+    state.opening!.then(
+      () => {
+        if (!closed) inner = handle().subscribe(subscriber);
+      },
+      (error: unknown) => subscriber.error(error),
+    );
+    return () => {
+      closed = true;
+      inner?.unsubscribe();
+    };
+  });
+}
+
+/**
+ * The handler's observable, with the session saved before the first value
+ * (HTTP: the body) or before completion (a WebSocket message's reply), and
+ * before an error. Values that arrive while an asynchronous save is in flight
+ * wait for it; if it fails, its error replaces whatever the handler produced.
+ */
+function saveOnTheWayOut(
+  state: RequestSessionState,
+  next: CallHandler,
+  when: 'first-value' | 'completion',
+  save: () => void | Promise<void>,
+  logger: Logger,
+): Observable<unknown> {
+  const run = (subscriber: Subscriber<unknown>) => {
+    let phase: 'before' | 'saving' | 'saved' | 'failed' = 'before';
+    let waiting: Array<() => void> = [];
+    const afterSave = (emit: () => void, handlerError?: unknown) => {
+      if (phase === 'saved') return emit();
+      if (phase === 'saving') return void waiting.push(emit);
+      if (phase === 'failed') return;
+      const fail = (error: unknown) => {
+        phase = 'failed';
+        if (handlerError !== undefined) {
+          logger.error(`The handler failed, then saving its session failed too; the save's error answers the request. The handler's: ${(handlerError as Error)?.message}`, (handlerError as Error)?.stack);
+        }
+        subscriber.error(error);
+      };
+      let pending: void | Promise<void>;
+      try {
+        pending = save();
+      } catch (error) {
+        return fail(error);
+      }
+      if (!pending) {
+        phase = 'saved';
+        return emit();
+      }
+      phase = 'saving';
+      waiting.push(emit);
+      pending.then(() => {
+        phase = 'saved';
+        const emits = waiting;
+        waiting = [];
+        for (const queued of emits) queued();
+      }, fail);
+    };
+    return next.handle().subscribe({
+      next: (value) => (when === 'first-value' ? afterSave(() => subscriber.next(value)) : phase === 'failed' || subscriber.next(value)),
+      error: (error: unknown) => {
+        // Nest's exception filter logs no HttpException, and a SessionError is one: a 500 from the
+        // session (a write without a secret key, a read-only session) would go unexplained.
+        if (error instanceof SessionError && error.getStatus() >= 500) logger.error(error.message, error.stack);
+        afterSave(() => subscriber.error(error), error);
+      },
+      complete: () => afterSave(() => subscriber.complete()),
+    });
+  };
+  const handled = new Observable(run);
+  return state.session ? handled : afterOpening(state, () => handled);
+}
