@@ -5,6 +5,9 @@ import request from 'supertest';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SessionInterface } from 'nest-session';
+import type { RedisSessionInterface } from 'nest-session/redis';
+import { RedisServer } from '../../test/support/loopback-servers.js';
 import { AppModule } from '../src/app.module.js';
 
 let app: INestApplication;
@@ -166,5 +169,36 @@ describe('SESSION_STORE=filesystem', () => {
     const page = await agent.get('/').expect(200);
     expect(page.text).toContain('a server-side store (FileSystemSessionInterface): the cookie holds only a session id');
     expect(cell(page.text, 'user')).toBe('bob');
+  });
+});
+
+describe('SESSION_STORE=redis', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(() => redis?.close());
+  beforeEach(async () => {
+    await app.close();
+    process.env.SESSION_STORE = 'redis';
+    process.env.REDIS_URL = redis.url;
+    await startSample();
+  });
+  afterEach(async () => {
+    // The sample hands the store its own client, which the store never closes.
+    await (app.get(SessionInterface) as RedisSessionInterface).client.quit();
+    delete process.env.SESSION_STORE;
+    delete process.env.REDIS_URL;
+  });
+
+  test('the same app keeps its sessions in the Redis at REDIS_URL', async () => {
+    await agent.post('/counter').expect(201, { count: 1 });
+    await agent.post('/form/login').type('form').send({ user: 'carol' }).expect(303);
+    await agent.get('/me').expect(200, { user: 'carol' });
+    const page = await agent.get('/').expect(200);
+    expect(page.text).toContain('a server-side store (RedisSessionInterface)');
+    expect(cell(page.text, 'user')).toBe('carol');
+    const keys = await (app.get(SessionInterface) as RedisSessionInterface).client.keys('session:*');
+    expect(keys).toHaveLength(1); // the login replaced the first record (regenerate)
   });
 });
