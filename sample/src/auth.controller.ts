@@ -1,28 +1,25 @@
 import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
-import { Session, SessionInterface, type SessionMixin } from 'nest-session';
+import { Session } from 'nest-session';
+import { AuthService } from './auth.service.js';
 import { LoggedInGuard } from './logged-in.guard.js';
+import type { SampleSession } from './sample-session.js';
 
-type UserSession = { user?: string; visits?: number };
-
+/** Logging in and out as JSON, for curl and API clients. */
 @Controller()
 export class AuthController {
-  constructor(private readonly sessions: SessionInterface) {}
+  constructor(private readonly auth: AuthService) {}
 
   @Post('login')
   @HttpCode(200)
-  async login(@Session() session: SessionMixin<UserSession>, @Body('user') user = 'guest') {
-    session.clear(); // start clean: nothing from before the login survives it
-    // A new identity at login, so a planted session id is useless (session fixation).
-    await this.sessions.regenerate(session);
-    session.set('user', user);
-    session.permanent = true; // keep the login for permanentSessionLifetime (31 days)
+  async login(@Session() session: SampleSession, @Body('user') user = 'guest') {
+    await this.auth.logIn(session, user);
     return { loggedInAs: user };
   }
 
   @Post('logout')
   @HttpCode(200)
-  logout(@Session() session: SessionMixin<UserSession>) {
-    session.clear(); // an empty session deletes its cookie
+  logout(@Session() session: SampleSession) {
+    this.auth.logOut(session);
     return { loggedOut: true };
   }
 

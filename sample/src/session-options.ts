@@ -31,7 +31,18 @@ export async function sessionOptions(env: NodeJS.ProcessEnv = process.env): Prom
       const [{ RedisSessionInterface }, { Redis }] = await Promise.all([import('nest-session/redis'), import('ioredis')]);
       const url = env.REDIS_URL ?? 'redis://127.0.0.1:6379';
       logger.log(`Sessions are in Redis at ${url}`);
-      return { ...options, interface: new RedisSessionInterface({ client: new Redis(url) }) };
+      const client = new Redis(url);
+      // ioredis reconnects by itself; without a listener, each failed attempt prints an "Unhandled error event".
+      let reported = false;
+      client.on('error', (error: Error) => {
+        if (!reported) logger.error(`Redis at ${url}: ${error.message}. Is it running? Until it is, requests that use the session get 503.`);
+        reported = true;
+      });
+      client.on('ready', () => {
+        if (reported) logger.log(`Redis at ${url} is back`);
+        reported = false;
+      });
+      return { ...options, interface: new RedisSessionInterface({ client }) };
     }
     default:
       throw new Error(`SESSION_STORE must be cookie, filesystem or redis, not "${env.SESSION_STORE}"`);

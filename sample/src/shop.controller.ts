@@ -1,25 +1,21 @@
-import { BadRequestException, Body, Controller, Get, Post } from '@nestjs/common';
-import { Session, type SessionMixin } from 'nest-session';
+import { Body, Controller, Get, Post } from '@nestjs/common';
+import { Session } from 'nest-session';
+import type { Cart, SampleSession } from './sample-session.js';
+import { ShopService } from './shop.service.js';
 
-type Cart = { items: Record<string, number> };
-type ShopSession = { count?: number; cart?: Cart };
-
+/** The shop as JSON, for curl and API clients. */
 @Controller()
 export class ShopController {
+  constructor(private readonly shop: ShopService) {}
+
   @Post('counter')
-  count(@Session() session: SessionMixin<ShopSession>) {
-    const count = (session.get('count') ?? 0) + 1;
-    session.set('count', count);
-    return { count };
+  count(@Session() session: SampleSession) {
+    return { count: this.shop.count(session) };
   }
 
   @Post('cart')
-  add(@Session() session: SessionMixin<ShopSession>, @Body('item') item = 'apple') {
-    const cart = session.setDefault('cart', { items: {} });
-    cart.items[item] = (cart.items[item] ?? 0) + 1;
-    // A change inside a nested value is invisible to the session: say so.
-    session.modified = true;
-    return cart;
+  add(@Session() session: SampleSession, @Body('item') item = 'apple') {
+    return this.shop.addToCart(session, item);
   }
 
   @Get('cart')
@@ -28,9 +24,7 @@ export class ShopController {
   }
 
   @Post('fail')
-  fail(@Session() session: SessionMixin<ShopSession & { lastError?: string }>) {
-    session.set('lastError', 'the order failed');
-    // The session is still saved: the 400 carries its cookie, as in Flask.
-    throw new BadRequestException('Out of stock; your session remembers this failure.');
+  fail(@Session() session: SampleSession) {
+    throw this.shop.failOrder(session);
   }
 }
