@@ -3,6 +3,7 @@
  * with a password over TCP, that can be paused, resumed, stopped and started
  * again on the same port.
  */
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { settlesWithin } from '../support/managed-server.js';
 import { PostgresServer } from '../support/postgres-server.js';
@@ -106,7 +107,6 @@ test('two servers started at once get their own ports, folders and data', async 
 
 test('close removes the data folder', async () => {
   const other = await PostgresServer.start();
-  const { existsSync } = await import('node:fs');
   expect(existsSync(other.dir)).toBe(true);
   await other.close();
   expect(existsSync(other.dir)).toBe(false);

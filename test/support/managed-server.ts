@@ -43,8 +43,8 @@ export interface ServerCommand {
  * A real database server of the test's own, on 127.0.0.1 and a free port,
  * with its data in a temporary folder. Besides start and close it can be
  * paused (SIGSTOP: connections stay open, queries hang), resumed (SIGCONT),
- * and stopped (SIGKILL, the data kept) then started again on the same port, so
- * later tests can inject faults.
+ * and stopped at once as a crash would (the data kept), then started again on
+ * the same port, so later tests can inject faults.
  *
  * Signals go to the whole process tree (the server and every process it
  * forks, found through /proc): PostgreSQL's backends each call setsid(), so a
