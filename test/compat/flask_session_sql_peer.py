@@ -11,7 +11,7 @@ One JSON command on stdin, one JSON answer on stdout. Every command takes
       creates the table as Flask-Session does at start, if missing -> {"ok": true}
   {"op": "write", "sid": S, "format": "msgpack"|"json", "session"?: {...}, "lifetime"?: seconds}
       _upsert_session: SELECT the row, then UPDATE it or INSERT one; COMMIT
-      -> {"expiry": "<naive UTC, ISO 8601>"}
+      -> {"expiry": "<naive UTC, ISO 8601, always 6 fractional digits>"}
   {"op": "read", "sid": S, "format"?: ...}
       _retrieve_session_data: SELECT the row; an expired one is DELETEd
       -> {"session": {...} | null, "row": {"id", "expiry"} | null, "deleted_expired": bool}
@@ -69,7 +69,7 @@ def write(engine, model, command):
             db.commit()
 
         retry_query(upsert, db.rollback)
-    return {"expiry": expiry.isoformat()}
+    return {"expiry": expiry.isoformat(timespec="microseconds")}
 
 
 def read(engine, model, command):
@@ -88,7 +88,7 @@ def read(engine, model, command):
         if record is None:
             return {"session": None, "row": None, "deleted_expired": deleted}
         session = decode(bytes(record.data), command.get("format", "msgpack"))
-        row = {"id": record.id, "expiry": record.expiry.isoformat()}
+        row = {"id": record.id, "expiry": record.expiry.isoformat(timespec="microseconds")}
         return {"session": describe(session), "row": row, "deleted_expired": False}
 
 

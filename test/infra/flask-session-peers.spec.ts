@@ -40,9 +40,14 @@ describe('SQLAlchemy peer on PostgreSQL', () => {
     await server?.close();
   });
 
-  // expiry as text: pg would read a timestamp without time zone as local time.
+  // expiry as text (pg would read a timestamp without time zone as local time), with all six fractional digits.
   const row = async (sid: string) =>
-    (await pool.query('SELECT id, session_id, data, expiry::text AS expiry FROM sessions WHERE session_id = $1', [`session:${sid}`])).rows[0];
+    (
+      await pool.query(
+        `SELECT id, session_id, data, to_char(expiry, 'YYYY-MM-DD HH24:MI:SS.US') AS expiry FROM sessions WHERE session_id = $1`,
+        [`session:${sid}`],
+      )
+    ).rows[0];
 
   test("the peer creates Flask-Session's table: serial id key, session_id varchar(255) unique, data bytea, expiry timestamp", async () => {
     const { rows } = await pool.query(

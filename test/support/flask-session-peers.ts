@@ -72,7 +72,7 @@ export type SqlPeerCommand =
 
 export interface SqlPeerResults {
   create: { ok: true };
-  /** The expiry written, naive UTC as Flask-Session stores it. */
+  /** The expiry written, naive UTC as Flask-Session stores it (ISO 8601, six fractional digits). */
   write: { expiry: string };
   read: { session: DescribedSession | null; row: { id: number; expiry: string } | null; deleted_expired: boolean };
   cleanup: { deleted: number };
