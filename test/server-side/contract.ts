@@ -305,7 +305,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
     it('signs the sid with useSigner; a bad signature costs no store call; fallback keys verify', async () => {
       await start({ useSigner: true }, { secretKey: 'old' });
       const set = await request(server()).get('/set?value=signed');
-      const cookie = sessionCookie(set)!.value;
+      const cookie = sessionCookie(set)!.value!;
       expect(cookie).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{27}$/);
       const forged = `${cookie.slice(0, -1)}${cookie.endsWith('A') ? 'B' : 'A'}`;
       const before = calls.readRecord;
