@@ -1,0 +1,415 @@
+/**
+ * The one seam between the SQL store and a driver: run a statement with
+ * positional parameters, get rows and an affected-row count. One tiny adapter
+ * per driver (`pg` Pool, `mysql2` pool, `better-sqlite3` Database), and a
+ * TypeORM `DataSource` resolves to the adapter of the pool it holds. No driver
+ * is imported: the user's objects are called through the few members below.
+ */
+
+/** The SQL the store writes: `postgres` (PostgreSQL), `mysql` (MySQL and MariaDB), `sqlite`. */
+export type SqlDialect = 'postgres' | 'mysql' | 'sqlite';
+
+/**
+ * A TypeORM `DataSource` of type `'postgres'`, `'mysql'`, `'mariadb'` or
+ * `'better-sqlite3'`, as `@nestjs/typeorm` injects it. Typed by the members the
+ * store reads, so that no TypeORM types are needed to compile against it.
+ *
+ * @publicApi
+ */
+export interface SqlDataSource {
+  readonly options: { readonly type: string };
+  readonly isInitialized: boolean;
+  readonly driver: object;
+}
+
+/** A `pg` (node-postgres 8) `Pool`: `new pg.Pool(config)`. @publicApi */
+export interface SqlPgPool {
+  connect: (...args: never[]) => unknown;
+  readonly totalCount: number;
+  readonly idleCount: number;
+}
+
+/** A `mysql2` (3) pool, from `mysql2`'s `createPool` (callback API) or `mysql2/promise`'s (promise API). @publicApi */
+export interface SqlMysqlPool {
+  getConnection: (...args: never[]) => unknown;
+}
+
+/** A `better-sqlite3` (12) `Database`, opened for writing. @publicApi */
+export interface SqlSqliteDatabase {
+  prepare: (...args: never[]) => unknown;
+  readonly open: boolean;
+  readonly name: string;
+}
+
+/**
+ * The connection the application already has: a TypeORM `DataSource`, a `pg`
+ * Pool, a `mysql2` pool (callback or promise API) or a `better-sqlite3`
+ * Database.
+ *
+ * @publicApi
+ */
+export type SqlClient = SqlDataSource | SqlPgPool | SqlMysqlPool | SqlSqliteDatabase;
+
+/** What a statement gave: its rows (a SELECT, or PostgreSQL's CTEs) and how many rows it affected. */
+export interface SqlResult {
+  readonly rows: ReadonlyArray<Record<string, unknown>>;
+  readonly affected: number;
+  /** MySQL's OK-packet text ("Rows matched: 1  Changed: 0 …", "Records: 1  Duplicates: 0 …"); '' elsewhere. */
+  readonly info: string;
+}
+
+/** The seam. */
+export interface SqlConnection {
+  readonly dialect: SqlDialect;
+  /** For messages: `PostgreSQL at 127.0.0.1:5432`, `SQLite file /srv/app.db`. */
+  readonly address: string;
+  /**
+   * Runs one statement. With `deadline` (ms since the epoch, this host's
+   * clock), a statement not sent by then is not sent at all: a pooled
+   * connection that became free too late is handed back unused.
+   */
+  run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult>;
+  /**
+   * Whether an error is the server refusing a statement (bad SQL, a missing
+   * table, a constraint), as opposed to the connection failing: the first is
+   * a mistake to report, the second an outage to retry later.
+   */
+  isStatementError(error: unknown): boolean;
+}
+
+/** Why a client cannot be used; the store turns it into a configuration error naming `client`. */
+export class UnsupportedClientError extends Error {}
+
+/** The dialect of a client, or why it is not one the store takes (checked at construction, without any I/O). */
+export function dialectOf(client: unknown): SqlDialect {
+  if (client === undefined || client === null) {
+    throw new UnsupportedClientError(
+      'required: a TypeORM DataSource, a pg Pool, a mysql2 pool or a better-sqlite3 Database, e.g. new pg.Pool({ connectionString: process.env.DATABASE_URL }).',
+    );
+  }
+  if (typeof client === 'string') {
+    throw new UnsupportedClientError(
+      `expected a connection object, got the string ${JSON.stringify(client.replace(/\/\/[^@/]*@/, '//…@'))}: pass a pool made from it, e.g. new pg.Pool({ connectionString }) or mysql2's createPool(uri).`,
+    );
+  }
+  if (typeof client !== 'object') throw new UnsupportedClientError(`expected a connection object, got ${typeof client}.`);
+  const candidate = client as Record<string, unknown>;
+  if (isDataSource(candidate)) {
+    const type = (candidate.options as { type: unknown }).type;
+    if (type === 'postgres') return 'postgres';
+    if (type === 'mysql' || type === 'mariadb') {
+      if ((candidate.options as { replication?: unknown }).replication) {
+        throw new UnsupportedClientError('a TypeORM DataSource with replication is not supported: pass the primary\'s mysql2 pool instead.');
+      }
+      return 'mysql';
+    }
+    if (type === 'better-sqlite3') return 'sqlite';
+    throw new UnsupportedClientError(
+      `a TypeORM DataSource of type ${JSON.stringify(type)} is not supported; the types are 'postgres', 'mysql', 'mariadb' and 'better-sqlite3'.`,
+    );
+  }
+  if (typeof candidate.connect === 'function' && typeof candidate.query === 'function') {
+    if ('totalCount' in candidate && 'idleCount' in candidate) return 'postgres';
+    throw new UnsupportedClientError(
+      'this looks like a pg Client (one connection); pass a pg Pool: one connection queues every query behind the one before, and a query queued past its request would still run.',
+    );
+  }
+  if (typeof candidate.getConnection === 'function') {
+    if (typeof candidate.of === 'function') throw new UnsupportedClientError('a mysql2 PoolCluster is not supported: pass the primary\'s pool.');
+    if (mysqlCorePool(candidate)) return 'mysql';
+  }
+  if (typeof candidate.prepare === 'function' && typeof candidate.pragma === 'function' && 'open' in candidate) {
+    if (candidate.readonly === true) throw new UnsupportedClientError('the better-sqlite3 Database was opened readonly; sessions are written.');
+    return 'sqlite';
+  }
+  if (typeof candidate.query === 'function' && typeof candidate.execute === 'function' && 'config' in candidate) {
+    throw new UnsupportedClientError('this looks like a single mysql2 connection; pass a pool (mysql2\'s createPool), so that a failed connection is replaced.');
+  }
+  if (typeof (candidate as { exec?: unknown }).exec === 'function' && typeof (candidate as { run?: unknown }).run === 'function') {
+    throw new UnsupportedClientError('this looks like a sqlite3 (callback) Database; pass a better-sqlite3 Database.');
+  }
+  return unsupported(candidate);
+}
+
+function unsupported(candidate: object): never {
+  const name = candidate.constructor?.name;
+  throw new UnsupportedClientError(
+    `expected a TypeORM DataSource, a pg Pool, a mysql2 pool or a better-sqlite3 Database${name && name !== 'Object' ? `, got a ${name}` : ''}.`,
+  );
+}
+
+/** Makes the seam for a client {@link dialectOf} accepted. */
+export function connect(client: object): SqlConnection {
+  const candidate = client as Record<string, unknown>;
+  if (isDataSource(candidate)) return new DataSourceConnection(candidate as unknown as DataSourceShape);
+  const dialect = dialectOf(client);
+  if (dialect === 'postgres') return new PgConnection(candidate as unknown as PgPool);
+  if (dialect === 'mysql') return new MysqlConnection(mysqlCorePool(candidate)!);
+  return new SqliteConnection(candidate as unknown as SqliteDatabase);
+}
+
+function isDataSource(candidate: Record<string, unknown>): boolean {
+  const options = candidate.options as { type?: unknown } | undefined;
+  return typeof options?.type === 'string' && 'isInitialized' in candidate && typeof candidate.createQueryRunner === 'function';
+}
+
+/** mysql2's callback pool; a promise pool wraps one (`.pool`), which is used directly. */
+function mysqlCorePool(candidate: Record<string, unknown>): MysqlPool | undefined {
+  const isCore = (pool: Record<string, unknown> | undefined) =>
+    pool !== undefined && typeof pool.getConnection === 'function' && typeof (pool.config as { connectionConfig?: unknown } | undefined)?.connectionConfig === 'object';
+  if (isCore(candidate)) return candidate as unknown as MysqlPool;
+  const inner = candidate.pool as Record<string, unknown> | undefined;
+  return isCore(inner) ? (inner as unknown as MysqlPool) : undefined;
+}
+
+/** The statement was not sent: its request's budget ran out first (waiting for a pooled connection). */
+class NotSentError extends Error {
+  constructor() {
+    super("the request's store budget ran out before the statement could be sent (waiting for a pooled connection); it was not sent");
+  }
+}
+
+/** `cause (address)`, unless the driver already named the address. */
+function withAddress(error: unknown, address: string, host: string): Error {
+  const failure = error instanceof Error ? error : new Error(String(error));
+  if (!failure.message.includes(host)) failure.message = `${failure.message} (${address})`;
+  return failure;
+}
+
+// --- node-postgres -------------------------------------------------------
+
+interface PgQueryResult {
+  rows: Array<Record<string, unknown>>;
+  rowCount: number | null;
+}
+interface PgPoolClient {
+  query(config: { text: string; values: unknown[] }): Promise<PgQueryResult>;
+  release(destroy?: Error | boolean): void;
+}
+interface PgPool {
+  connect(): Promise<PgPoolClient>;
+  options: { host?: string; port?: number; connectionString?: string };
+}
+
+class PgConnection implements SqlConnection {
+  readonly dialect = 'postgres';
+  readonly address: string;
+  private readonly host: string;
+
+  constructor(private readonly pool: PgPool) {
+    const { host, port } = endpoint(pool.options, 5432);
+    this.host = host;
+    this.address = `PostgreSQL at ${host}:${port}`;
+  }
+
+  async run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
+    let client: PgPoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw withAddress(error, this.address, this.host);
+    }
+    let broken: Error | undefined;
+    try {
+      if (deadline !== undefined && Date.now() >= deadline) throw new NotSentError();
+      const result = await client.query({ text: sql, values: params as unknown[] });
+      return { rows: result.rows, affected: result.rowCount ?? 0, info: '' };
+    } catch (error) {
+      // A connection that failed (rather than a statement the server refused) is not given back to the pool.
+      if (!this.isStatementError(error) && !(error instanceof NotSentError)) broken = error as Error;
+      throw withAddress(error, this.address, this.host);
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  isStatementError(error: unknown): boolean {
+    // node-postgres's DatabaseError: the server's ErrorResponse, with its severity and SQLSTATE.
+    return typeof (error as { severity?: unknown })?.severity === 'string' && typeof (error as { code?: unknown }).code === 'string';
+  }
+}
+
+/** Host and port from a pg Pool's options (or its connection string); the libpq defaults otherwise. */
+function endpoint(options: { host?: string; port?: number; connectionString?: string }, defaultPort: number): { host: string; port: number } {
+  let host = options.host;
+  let port = options.port;
+  if (options.connectionString) {
+    try {
+      const url = new URL(options.connectionString);
+      host ??= decodeURIComponent(url.hostname) || undefined;
+      port ??= url.port ? Number(url.port) : undefined;
+    } catch {
+      // Not a URL (a key=value string): the driver will say what it makes of it.
+    }
+  }
+  return { host: host ?? process.env.PGHOST ?? 'localhost', port: port ?? (Number(process.env.PGPORT) || defaultPort) };
+}
+
+// --- mysql2 ---------------------------------------------------------------
+
+type MysqlCallback<T> = (error: (Error & { fatal?: boolean }) | null, result: T) => void;
+interface MysqlPoolConnection {
+  query(sql: string, values: unknown[], callback: MysqlCallback<unknown>): void;
+  release(): void;
+  destroy(): void;
+}
+interface MysqlPool {
+  getConnection(callback: MysqlCallback<MysqlPoolConnection>): void;
+  config: { connectionConfig: { host?: string; port?: number; socketPath?: string } };
+}
+
+class MysqlConnection implements SqlConnection {
+  readonly dialect = 'mysql';
+  readonly address: string;
+  private readonly host: string;
+
+  constructor(private readonly pool: MysqlPool) {
+    const { host = 'localhost', port = 3306, socketPath } = pool.config.connectionConfig;
+    this.host = socketPath ?? host;
+    this.address = socketPath ? `MySQL at ${socketPath}` : `MySQL at ${host}:${port}`;
+  }
+
+  run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
+    return new Promise((resolve, reject) => {
+      this.pool.getConnection((error, connection) => {
+        if (error) return reject(withAddress(error, this.address, this.host));
+        if (deadline !== undefined && Date.now() >= deadline) {
+          connection.release();
+          return reject(new NotSentError());
+        }
+        connection.query(sql, params as unknown[], (failure, result) => {
+          // A fatal error ends the connection: it must not go back to the pool.
+          if (failure?.fatal) connection.destroy();
+          else connection.release();
+          if (failure) reject(withAddress(failure, this.address, this.host));
+          else resolve(mysqlResult(result));
+        });
+      });
+    });
+  }
+
+  isStatementError(error: unknown): boolean {
+    const failure = error as { fatal?: unknown; sqlState?: unknown; errno?: unknown } | undefined;
+    return !failure?.fatal && typeof failure?.sqlState === 'string' && typeof failure.errno === 'number';
+  }
+}
+
+function mysqlResult(result: unknown): SqlResult {
+  if (Array.isArray(result)) return { rows: result as Array<Record<string, unknown>>, affected: 0, info: '' };
+  const header = result as { affectedRows?: number; info?: string; message?: string };
+  return { rows: [], affected: header.affectedRows ?? 0, info: header.info ?? header.message ?? '' };
+}
+
+// --- better-sqlite3 -------------------------------------------------------
+
+interface SqliteStatement {
+  readonly reader: boolean;
+  all(...params: unknown[]): Array<Record<string, unknown>>;
+  run(...params: unknown[]): { changes: number };
+}
+interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement;
+  readonly name: string;
+  readonly open: boolean;
+}
+
+/** Prepared statements, per Database (several interfaces may share one). */
+const prepared = new WeakMap<SqliteDatabase, Map<string, SqliteStatement>>();
+
+/**
+ * better-sqlite3 is synchronous: a statement runs (or fails) within the call,
+ * so its outcome is known before the request's timer can fire; the deadline is
+ * checked just before.
+ */
+class SqliteConnection implements SqlConnection {
+  readonly dialect = 'sqlite';
+  readonly address: string;
+
+  constructor(private readonly db: SqliteDatabase) {
+    this.address = `SQLite file ${db.name}`;
+  }
+
+  run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
+    try {
+      if (deadline !== undefined && Date.now() >= deadline) throw new NotSentError();
+      if (!this.db.open) throw new Error(`the better-sqlite3 Database was closed (${this.address})`);
+      let statements = prepared.get(this.db);
+      if (!statements) prepared.set(this.db, (statements = new Map()));
+      let statement = statements.get(sql);
+      if (!statement) statements.set(sql, (statement = this.db.prepare(sql)));
+      if (statement.reader) return Promise.resolve({ rows: statement.all(...params), affected: 0, info: '' });
+      return Promise.resolve({ rows: [], affected: statement.run(...params).changes, info: '' });
+    } catch (error) {
+      return Promise.reject(error instanceof Error && !error.message.includes(this.db.name) ? withAddress(error, this.address, this.db.name) : error);
+    }
+  }
+
+  isStatementError(error: unknown): boolean {
+    const code = (error as { code?: unknown })?.code;
+    // Busy and locked are another connection holding the file: an outage, not a mistake.
+    return typeof code === 'string' && code.startsWith('SQLITE_') && !/^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL)/.test(code);
+  }
+}
+
+// --- TypeORM ----------------------------------------------------------------
+
+interface DataSourceShape {
+  options: { type: string };
+  isInitialized: boolean;
+  driver: { master?: PgPool; pool?: MysqlPool; databaseConnection?: SqliteDatabase };
+}
+
+/**
+ * A TypeORM DataSource runs the store's statements on the pool it holds
+ * (`driver.master` for PostgreSQL, `driver.pool` for MySQL, the
+ * `databaseConnection` of better-sqlite3): the application's own connections,
+ * none opened for sessions. Looked up on each call, so a DataSource
+ * initialized after the interface was made, or destroyed and initialized
+ * again, is followed.
+ */
+class DataSourceConnection implements SqlConnection {
+  readonly dialect: SqlDialect;
+  private inner?: { handle: object; connection: SqlConnection };
+
+  constructor(private readonly dataSource: DataSourceShape) {
+    this.dialect = dialectOf(dataSource);
+  }
+
+  get address(): string {
+    return this.inner?.connection.address ?? `TypeORM DataSource (${this.dataSource.options.type})`;
+  }
+
+  run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
+    let connection: SqlConnection;
+    try {
+      connection = this.current();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return connection.run(sql, params, deadline);
+  }
+
+  isStatementError(error: unknown): boolean {
+    const cause = (error as { driverError?: unknown })?.driverError ?? error;
+    return this.inner?.connection.isStatementError(cause) ?? false;
+  }
+
+  private current(): SqlConnection {
+    if (!this.dataSource.isInitialized) {
+      throw new Error(`the TypeORM DataSource (${this.dataSource.options.type}) is not initialized: call dataSource.initialize() first`);
+    }
+    const driver = this.dataSource.driver;
+    const handle = this.dialect === 'postgres' ? driver.master : this.dialect === 'mysql' ? driver.pool : driver.databaseConnection;
+    if (!handle) throw new Error(`the TypeORM DataSource (${this.dataSource.options.type}) has no connection pool`);
+    if (this.inner?.handle !== handle) {
+      const connection =
+        this.dialect === 'postgres'
+          ? new PgConnection(handle as PgPool)
+          : this.dialect === 'mysql'
+            ? new MysqlConnection(handle as MysqlPool)
+            : new SqliteConnection(handle as SqliteDatabase);
+      this.inner = { handle, connection };
+    }
+    return this.inner.connection;
+  }
+}

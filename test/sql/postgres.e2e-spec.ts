@@ -1,0 +1,122 @@
+/**
+ * SqlSessionInterface on PostgreSQL: the store contract through a pg Pool and
+ * through a TypeORM DataSource, then the SQL store's own behaviour. The
+ * database sessions run in Kolkata and Chatham time: nothing may depend on it.
+ */
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { SessionConfigurationError } from '../../lib/index.js';
+import { SqlSessionInterface } from '../../lib/sql/index.js';
+import { describeStoreContract } from '../server-side/contract.js';
+import { PostgresServer } from '../support/postgres-server.js';
+import { call, describeSqlStore, expiryIndexes, numbered, primitives, type SqlBackend } from './sql-backend.js';
+
+let server: PostgresServer;
+let pool: pg.Pool;
+let raw: pg.Pool;
+let dataSource: DataSource;
+
+beforeAll(async () => {
+  server = await PostgresServer.start();
+  pool = new pg.Pool({ ...server.poolConfig, options: '-c TimeZone=Asia/Kolkata' });
+  // node-postgres reports an idle connection that breaks (a stopped server) on the pool: expected here.
+  pool.on('error', () => undefined);
+  raw = new pg.Pool(server.poolConfig);
+  raw.on('error', () => undefined);
+  dataSource = await new DataSource({
+    type: 'postgres',
+    host: server.host,
+    port: server.port,
+    username: server.user,
+    password: server.password,
+    database: server.database,
+    extra: { options: '-c TimeZone=Pacific/Chatham' },
+  }).initialize();
+}, 120_000);
+
+afterAll(async () => {
+  await dataSource?.destroy();
+  await pool?.end();
+  await raw?.end();
+  await server?.close();
+});
+
+const query = async (sql: string, params: unknown[] = []) => (await raw.query(numbered(sql), params)).rows;
+const readStored = async (storeId: string) => ((await query('SELECT data FROM sessions WHERE session_id = ?', [storeId]))[0]?.data as Buffer | undefined) ?? null;
+const outage = { breakStore: () => server.stop(), repairStore: () => server.start() };
+
+describeStoreContract('PostgreSQL (pg Pool)', {
+  create: (options) => new SqlSessionInterface({ client: pool, ...options }),
+  read: readStored,
+  ...outage,
+});
+
+describeStoreContract('PostgreSQL (TypeORM DataSource)', {
+  create: (options) => new SqlSessionInterface({ client: dataSource, ...options }),
+  read: readStored,
+  ...outage,
+});
+
+const backend: SqlBackend = { dialect: 'postgres', client: () => pool, query };
+describeSqlStore('PostgreSQL', backend);
+
+describe('PostgreSQL specifics', () => {
+  test("creates Flask-Session's table as SQLAlchemy does (serial id, varchar(255) unique, bytea, timestamp without time zone) and indexes expiry", async () => {
+    await new SqlSessionInterface({ client: pool, table: 'layout' }).ready();
+    const columns = await query(
+      `SELECT column_name, data_type, character_maximum_length AS length, is_nullable, column_default
+         FROM information_schema.columns WHERE table_name = 'layout' ORDER BY ordinal_position`,
+    );
+    expect(columns).toEqual([
+      { column_name: 'id', data_type: 'integer', length: null, is_nullable: 'NO', column_default: "nextval('layout_id_seq'::regclass)" },
+      { column_name: 'session_id', data_type: 'character varying', length: 255, is_nullable: 'YES', column_default: null },
+      { column_name: 'data', data_type: 'bytea', length: null, is_nullable: 'YES', column_default: null },
+      { column_name: 'expiry', data_type: 'timestamp without time zone', length: null, is_nullable: 'YES', column_default: null },
+    ]);
+    const indexes = await query("SELECT indexname FROM pg_indexes WHERE tablename = 'layout' ORDER BY indexname");
+    expect(indexes.map((i) => i.indexname)).toEqual(['ix_layout_expiry', 'layout_pkey', 'layout_session_id_key']);
+  });
+
+  test('a schema of its own: the table is made there, and a missing schema fails at bootstrap naming the option', async () => {
+    await query('CREATE SCHEMA app');
+    const sessions = new SqlSessionInterface({ client: pool, schema: 'app', table: 'flask_sessions' });
+    await primitives(sessions).replaceRecord('session:in-app', Buffer.from('x'), 60, call());
+    expect(await query('SELECT session_id FROM app.flask_sessions')).toEqual([{ session_id: 'session:in-app' }]);
+    expect(await expiryIndexes(backend, 'app.flask_sessions')).toEqual([{ name: 'app.ix_flask_sessions_expiry' }]);
+    const missing = new SqlSessionInterface({ client: pool, schema: 'nowhere' });
+    await expect(missing.ready()).rejects.toThrow(SessionConfigurationError);
+    await expect(missing.ready()).rejects.toThrow(/option "schema".*schema "nowhere" does not exist/);
+  });
+
+  test('two processes creating the table at once both start', async () => {
+    const clients = Array.from({ length: 4 }, () => new pg.Pool(server.poolConfig));
+    try {
+      await Promise.all(clients.map((client) => new SqlSessionInterface({ client, table: 'raced' }).ready()));
+      expect(await expiryIndexes(backend, 'raced')).toHaveLength(1);
+    } finally {
+      await Promise.all(clients.map((client) => client.end()));
+    }
+  });
+
+  test("uses the DataSource's own pool: no connection of its own", async () => {
+    const before = (dataSource.driver as unknown as { master: pg.Pool }).master.totalCount;
+    const sessions = new SqlSessionInterface({ client: dataSource, table: 'typeorm_pool' });
+    await primitives(sessions).replaceRecord('session:t', Buffer.from('t'), 60, call());
+    expect((dataSource.driver as unknown as { master: pg.Pool }).master.totalCount).toBeLessThanOrEqual(Math.max(before, 1));
+    expect(await query('SELECT session_id FROM typeorm_pool')).toEqual([{ session_id: 'session:t' }]);
+  });
+
+  test('a DataSource not initialized yet is waited for by nothing: requests fail, naming it, until it is', async () => {
+    const later = new DataSource({ type: 'postgres', host: server.host, port: server.port, username: server.user, password: server.password, database: server.database });
+    const sessions = new SqlSessionInterface({ client: later, table: 'later' });
+    await expect(sessions.ready()).rejects.toThrow(/TypeORM DataSource \(postgres\) is not initialized/);
+    await later.initialize();
+    try {
+      await sessions.ready();
+      await primitives(sessions).replaceRecord('session:later', Buffer.from('l'), 60, call());
+      expect(await query('SELECT count(*)::int AS n FROM later')).toEqual([{ n: 1 }]);
+    } finally {
+      await later.destroy();
+    }
+  });
+});
