@@ -108,6 +108,9 @@ export function dialectOf(client: unknown): SqlDialect {
       `a TypeORM DataSource of type ${JSON.stringify(type)} is not supported; the types are 'postgres', 'mysql', 'mariadb' and 'better-sqlite3'.`,
     );
   }
+  if (typeof candidate.query === 'function' && typeof candidate.execute === 'function' && 'config' in candidate && typeof candidate.getConnection !== 'function') {
+    throw new UnsupportedClientError('this looks like a single mysql2 connection; pass a pool (mysql2\'s createPool), so that a failed connection is replaced.');
+  }
   if (typeof candidate.connect === 'function' && typeof candidate.query === 'function') {
     if ('totalCount' in candidate && 'idleCount' in candidate) return 'postgres';
     throw new UnsupportedClientError(
@@ -121,9 +124,6 @@ export function dialectOf(client: unknown): SqlDialect {
   if (typeof candidate.prepare === 'function' && typeof candidate.pragma === 'function' && 'open' in candidate) {
     if (candidate.readonly === true) throw new UnsupportedClientError('the better-sqlite3 Database was opened readonly; sessions are written.');
     return 'sqlite';
-  }
-  if (typeof candidate.query === 'function' && typeof candidate.execute === 'function' && 'config' in candidate) {
-    throw new UnsupportedClientError('this looks like a single mysql2 connection; pass a pool (mysql2\'s createPool), so that a failed connection is replaced.');
   }
   if (typeof (candidate as { exec?: unknown }).exec === 'function' && typeof (candidate as { run?: unknown }).run === 'function') {
     throw new UnsupportedClientError('this looks like a sqlite3 (callback) Database; pass a better-sqlite3 Database.');
