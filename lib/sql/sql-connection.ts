@@ -185,6 +185,8 @@ interface PgQueryResult {
 interface PgPoolClient {
   query(config: { text: string; values: unknown[] }): Promise<PgQueryResult>;
   release(destroy?: Error | boolean): void;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PgPool {
   connect(): Promise<PgPoolClient>;
@@ -210,15 +212,22 @@ class PgConnection implements SqlConnection {
       throw withAddress(error, this.address, this.host);
     }
     let broken: Error | undefined;
+    // A checked-out client reports its connection's end as an 'error' event, after failing the query:
+    // node-postgres leaves that to whoever holds the client (an unheard 'error' would end the process).
+    const onError = (error: Error) => {
+      broken ??= error;
+    };
+    client.on('error', onError);
     try {
       if (deadline !== undefined && Date.now() >= deadline) throw new NotSentError();
       const result = await client.query({ text: sql, values: params as unknown[] });
       return { rows: result.rows, affected: result.rowCount ?? 0, info: '' };
     } catch (error) {
       // A connection that failed (rather than a statement the server refused) is not given back to the pool.
-      if (!this.isStatementError(error) && !(error instanceof NotSentError)) broken = error as Error;
+      if (!this.isStatementError(error) && !(error instanceof NotSentError)) broken ??= error as Error;
       throw withAddress(error, this.address, this.host);
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
