@@ -1,0 +1,306 @@
+/**
+ * The SQL benchmark: nest-session's SqlSessionInterface on PostgreSQL side by
+ * side with express-session + connect-pg-simple, behind the same NestJS
+ * routes (bench/sql-server.ts), each server in its own process, driven by
+ * autocannon from this one. Run after a build:
+ *   npm run build && npx tsc -p bench/tsconfig.json && node bench/sql.mjs
+ *
+ * The method is run.mjs's: both servers serve the same route at the same time,
+ * pinned to the same CPU (the load generator and PostgreSQL run on the
+ * others), BENCH_ROUNDS rounds; a ratio is the median over rounds of our req/s
+ * over theirs, and in brackets the same from CPU time per request (theirs ÷
+ * ours), read from /proc.
+ *
+ * PostgreSQL is a cluster of the script's own (Debian's postgresql package,
+ * initdb into a temporary folder, fsync off, on a free loopback port) with
+ * pg_stat_statements loaded. Each server logs in as a role of its own, so
+ * statements per request are counted per server: each alone for 2000 requests
+ * per route, from pg_stat_statements' calls for its role.
+ *
+ * BENCH_DURATION (seconds per run, default 2), BENCH_ROUNDS (default 8),
+ * BENCH_WARMUP (seconds per server and route, default 4), BENCH_CONNECTIONS
+ * (per server, default 16), BENCH_ROUTES (default none,read,write) tune it;
+ * BENCH_PIN=0 leaves the processes unpinned.
+ */
+import autocannon from 'autocannon';
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write').split(',');
+const SUBJECT = 'nest-session+pg';
+const OTHERS = ['bare', 'express-session+connect-pg-simple'];
+/** The database role each server logs in as: statements are counted per role. */
+const ROLES = { 'nest-session+pg': 'nest', 'express-session+connect-pg-simple': 'connect', bare: 'bare' };
+const SERVER = fileURLToPath(new URL('./dist/sql-server.js', import.meta.url));
+const COUNTED_REQUESTS = 2000;
+
+// --- shared with run.mjs (the same helpers; to be factored into one module) ---
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
+const CPUS = availableParallelism();
+const SERVER_CPU = CPUS > 1 ? String(CPUS - 1) : undefined;
+const OTHER_CPUS = CPUS > 1 ? `0-${CPUS - 2}` : undefined;
+function pin(pid, cpus) {
+  if (cpus === undefined || process.env.BENCH_PIN === '0') return;
+  try {
+    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+  } catch {
+    // taskset missing (util-linux): unpinned runs are only noisier.
+  }
+}
+
+function cpuMicros(pid) {
+  const stat = `/proc/${pid}/stat`;
+  if (!existsSync(stat)) return NaN;
+  const fields = readFileSync(stat, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
+}
+
+function load(server, route, length, cookie = server.cookie) {
+  return autocannon({ url: `http://127.0.0.1:${server.port}/${route}`, connections: CONNECTIONS, ...length, headers: cookie ? { cookie } : {} });
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+// --- PostgreSQL -------------------------------------------------------------
+
+function postgresBin() {
+  const root = '/usr/lib/postgresql';
+  const majors = existsSync(root) ? readdirSync(root).filter((name) => existsSync(join(root, name, 'bin', 'postgres'))) : [];
+  if (majors.length === 0) throw new Error('The SQL benchmark needs PostgreSQL: run "sudo apt-get install postgresql".');
+  return join(root, majors.sort((a, b) => Number(b) - Number(a))[0], 'bin');
+}
+
+/** PostgreSQL refuses to run as root: as root, its processes run as the postgres user. */
+function account() {
+  if (process.getuid?.() !== 0) return {};
+  const id = (flag) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }));
+  return { uid: id('-u'), gid: id('-g') };
+}
+
+async function startPostgres() {
+  const bin = postgresBin();
+  const dir = mkdtempSync(join(tmpdir(), 'nest-session-bench-pg-'));
+  const owner = account();
+  if (owner.uid !== undefined) chownSync(dir, owner.uid, owner.gid);
+  execFileSync(join(bin, 'initdb'), ['-D', join(dir, 'data'), '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--locale=C', '--no-sync'], { stdio: 'ignore', ...owner });
+  const port = await freePort();
+  const child = spawn(
+    join(bin, 'postgres'),
+    [
+      '-D', join(dir, 'data'), '-p', String(port),
+      '-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=${dir}`,
+      '-c', 'fsync=off', '-c', 'full_page_writes=off',
+      '-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all',
+    ],
+    { stdio: 'ignore', ...owner },
+  );
+  const admin = { host: dir, port, user: 'postgres', database: 'postgres' };
+  for (let attempt = 0; ; attempt++) {
+    const client = new pg.Client(admin);
+    try {
+      await client.connect();
+      await client.end();
+      break;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      if (attempt > 400) throw new Error(`PostgreSQL did not start: ${error.message}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  const setup = new pg.Client(admin);
+  await setup.connect();
+  await setup.query('CREATE DATABASE bench');
+  for (const role of new Set(Object.values(ROLES))) await setup.query(`CREATE ROLE ${role} LOGIN`);
+  await setup.end();
+  const client = new pg.Client({ ...admin, database: 'bench' });
+  await client.connect();
+  await client.query('CREATE EXTENSION pg_stat_statements');
+  await client.query(`GRANT ALL ON SCHEMA public TO ${[...new Set(Object.values(ROLES))].join(', ')}`);
+  // PostgreSQL and its backends share the load generator's CPUs, not the measured servers'.
+  for (const pid of [child.pid, ...descendants(child.pid)]) pin(pid, OTHER_CPUS);
+  return {
+    port,
+    child,
+    client,
+    urlFor: (role) => `postgres://${role}@127.0.0.1:${port}/bench`,
+    close: () => {
+      child.kill('SIGQUIT');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function descendants(root) {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === root) found.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** Statements run so far by each role: { role: { normalized query: calls } }. */
+async function statementCalls(client) {
+  const { rows } = await client.query(
+    `SELECT r.rolname AS role, s.query, s.calls::int AS calls FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = ANY($1)`,
+    [Object.values(ROLES)],
+  );
+  const calls = {};
+  for (const { role, query, calls: n } of rows) (calls[role] ??= {})[query] = (calls[role]?.[query] ?? 0) + n;
+  return calls;
+}
+
+/** What a statement does: SELECT, UPDATE, INSERT … ON CONFLICT (an upsert), or a CTE's writes. */
+function statementKind(query) {
+  const text = query.trim().toUpperCase();
+  const verbs = ['UPDATE', 'INSERT', 'DELETE'].filter((verb) => new RegExp(`\\b${verb}\\b`).test(text));
+  if (text.startsWith('SELECT')) return 'SELECT';
+  if (text.startsWith('INSERT') && text.includes('ON CONFLICT')) return 'UPSERT';
+  if (text.startsWith('WITH')) return verbs.length ? verbs.join('+') : 'SELECT';
+  return text.split(/\s/)[0];
+}
+
+// --- servers ----------------------------------------------------------------
+
+async function start(kind, database) {
+  const port = await freePort();
+  const child = fork(SERVER, [kind, String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, PG_URL: database.urlFor(ROLES[kind]) } });
+  await new Promise((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
+  });
+  pin(child.pid, SERVER_CPU);
+  const login = await fetch(`http://127.0.0.1:${port}/login`);
+  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+  return { kind, port, child, cookie };
+}
+
+const servers = [];
+const byKind = (kind) => servers.find((server) => server.kind === kind);
+let database;
+pin(process.pid, OTHER_CPUS);
+try {
+  database = await startPostgres();
+  for (const kind of [SUBJECT, ...OTHERS]) servers.push(await start(kind, database));
+  process.stdout.write(`warming up ${servers.length} servers (${WARMUP} s a route)... `);
+  for (const server of servers) for (const route of ROUTES) await load(server, route, { duration: WARMUP });
+  console.log('done');
+
+  async function pair(route, ours, theirs, theirsFirst) {
+    const both = theirsFirst ? [theirs, ours] : [ours, theirs];
+    const cpuBefore = both.map((server) => cpuMicros(server.child.pid));
+    const cookieOf = (server) => (server.kind === 'bare' ? ours.cookie : server.cookie);
+    const results = await Promise.all(both.map((server) => load(server, route, { duration: DURATION }, cookieOf(server))));
+    const measured = results.map((result, i) => ({
+      rps: result.requests.average,
+      p99: result.latency.p99,
+      cpu: (cpuMicros(both[i].child.pid) - cpuBefore[i]) / result.requests.total,
+      errors: result.errors + result.non2xx,
+    }));
+    return theirsFirst ? measured.reverse() : measured;
+  }
+
+  const samples = {}; // samples[route][other][round] = { ours, theirs }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const route of ROUTES) {
+      const order = OTHERS.map((_, i) => OTHERS[(i + round) % OTHERS.length]);
+      for (const other of order) {
+        const [ours, theirs] = await pair(route, byKind(SUBJECT), byKind(other), round % 2 === 1);
+        ((samples[route] ??= {})[other] ??= []).push({ ours, theirs });
+        console.log(
+          `round ${round + 1}/${ROUNDS} /${route}: ${SUBJECT} ${Math.round(ours.rps)} req/s (${Math.round(ours.cpu)} µs CPU/req)` +
+            ` | ${other} ${Math.round(theirs.rps)} req/s (${Math.round(theirs.cpu)} µs CPU/req)`,
+        );
+      }
+    }
+  }
+
+  // Statements per request: each server alone for a fixed number of requests, all answered when autocannon returns.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const statements = {}; // statements[route][kind] = { SELECT: n, … }
+  for (const route of ROUTES) {
+    for (const kind of [SUBJECT, OTHERS[1]]) {
+      const role = ROLES[kind];
+      const before = (await statementCalls(database.client))[role] ?? {};
+      const result = await load(byKind(kind), route, { amount: COUNTED_REQUESTS });
+      const after = (await statementCalls(database.client))[role] ?? {};
+      const perKind = {};
+      for (const [query, calls] of Object.entries(after)) {
+        const n = calls - (before[query] ?? 0);
+        if (n > 0) perKind[statementKind(query)] = (perKind[statementKind(query)] ?? 0) + n / result.requests.total;
+      }
+      (statements[route] ??= {})[kind] = perKind;
+    }
+  }
+  const statementText = (route, kind) =>
+    Object.entries(statements[route][kind] ?? {})
+      .filter(([, n]) => n > 0.005)
+      .map(([what, n]) => `${what} ${n.toFixed(2)}`)
+      .join(' + ') || '0';
+
+  const lines = [
+    `${ROUNDS} rounds of ${DURATION} s per pair and route, ${CONNECTIONS} connections per server, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    'Each row: nest-session and the other serving the route at the same time on one shared CPU (PostgreSQL and the load generator on the other).',
+    "The ratio is the median over rounds of nest-session's req/s over theirs; in brackets, from CPU time per request (theirs ÷ ours).",
+    '',
+    '**Sessions in PostgreSQL (one local server, pg Pool of 10 each)**',
+    '',
+    `| route | ${SUBJECT} vs | ratio | ${SUBJECT} req/s | their req/s | p99 ms (ours / theirs) | CPU µs/req (ours / theirs) | statements / request (ours / theirs) | errors |`,
+    '|---|---|---:|---:|---:|---:|---:|---|---:|',
+  ];
+  for (const route of ROUTES) {
+    for (const other of OTHERS) {
+      const runs = samples[route][other];
+      const med = (of) => median(runs.map(of));
+      const ratio = `${med((r) => r.ours.rps / r.theirs.rps).toFixed(2)} (${med((r) => r.theirs.cpu / r.ours.cpu).toFixed(2)})`;
+      const counted = `${statementText(route, SUBJECT)} / ${other === 'bare' ? '0' : statementText(route, other)}`;
+      const errors = runs.reduce((n, r) => n + r.ours.errors + r.theirs.errors, 0);
+      lines.push(
+        `| /${route} | ${other} | ${ratio} | ${Math.round(med((r) => r.ours.rps))} | ${Math.round(med((r) => r.theirs.rps))} | ${med((r) => r.ours.p99)} / ${med((r) => r.theirs.p99)} | ${Math.round(med((r) => r.ours.cpu))} / ${Math.round(med((r) => r.theirs.cpu))} | ${counted} | ${errors} |`,
+      );
+    }
+  }
+  lines.push(
+    '',
+    '/none never touches the session; /read reads one value; /write reads and writes a counter. Every request carries the session cookie.',
+    "nest-session refreshes an unchanged session's expiry at most once a minute (refreshAfter); connect-pg-simple touches it on every request.",
+  );
+  const table = lines.join('\n');
+  console.log('\n' + table);
+  const out = fileURLToPath(new URL('./results/', import.meta.url));
+  mkdirSync(out, { recursive: true });
+  writeFileSync(`${out}sql-latest.md`, table + '\n');
+  console.log('\nWritten to bench/results/sql-latest.md');
+} finally {
+  for (const server of servers) server.child.kill();
+  await database?.client.end().catch(() => undefined);
+  database?.close();
+}
