@@ -163,7 +163,7 @@ function mysqlCorePool(candidate: Record<string, unknown>): MysqlPool | undefine
 }
 
 /** The statement was not sent: its request's budget ran out first (waiting for a pooled connection). */
-class NotSentError extends Error {
+export class NotSentError extends Error {
   constructor() {
     super("the request's store budget ran out before the statement could be sent (waiting for a pooled connection); it was not sent");
   }
@@ -186,7 +186,6 @@ interface PgPoolClient {
   query(config: { text: string; values: unknown[] }): Promise<PgQueryResult>;
   release(destroy?: Error | boolean): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
-  removeListener(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PgPool {
   connect(): Promise<PgPoolClient>;
@@ -211,24 +210,18 @@ class PgConnection implements SqlConnection {
     } catch (error) {
       throw withAddress(error, this.address, this.host);
     }
+    watchForErrors(client);
     let broken: Error | undefined;
-    // A checked-out client reports its connection's end as an 'error' event, after failing the query:
-    // node-postgres leaves that to whoever holds the client (an unheard 'error' would end the process).
-    const onError = (error: Error) => {
-      broken ??= error;
-    };
-    client.on('error', onError);
     try {
       if (deadline !== undefined && Date.now() >= deadline) throw new NotSentError();
       const result = await client.query({ text: sql, values: params as unknown[] });
       return { rows: result.rows, affected: result.rowCount ?? 0, info: '' };
     } catch (error) {
       // A connection that failed (rather than a statement the server refused) is not given back to the pool.
-      if (!this.isStatementError(error) && !(error instanceof NotSentError)) broken ??= error as Error;
+      if (!this.isStatementError(error) && !(error instanceof NotSentError)) broken = error as Error;
       throw withAddress(error, this.address, this.host);
     } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
+      client.release(broken ?? brokenClients.get(client));
     }
   }
 
@@ -236,6 +229,22 @@ class PgConnection implements SqlConnection {
     // node-postgres's DatabaseError: the server's ErrorResponse, with its severity and SQLSTATE.
     return typeof (error as { severity?: unknown })?.severity === 'string' && typeof (error as { code?: unknown }).code === 'string';
   }
+}
+
+/** Clients whose connection reported an error event: released with it, so the pool drops them. */
+const brokenClients = new WeakMap<PgPoolClient, Error>();
+const watchedClients = new WeakSet<PgPoolClient>();
+
+/**
+ * A checked-out client reports its connection's end as an 'error' event
+ * after failing the query; node-postgres leaves that event to whoever holds
+ * the client, and an unheard 'error' ends the process. One listener per
+ * client, for its life (the pool's own listener handles it while idle).
+ */
+function watchForErrors(client: PgPoolClient): void {
+  if (watchedClients.has(client)) return;
+  watchedClients.add(client);
+  client.on('error', (error) => brokenClients.set(client, error));
 }
 
 /** Host and port from a pg Pool's options (or its connection string); the libpq defaults otherwise. */

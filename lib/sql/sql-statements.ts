@@ -228,13 +228,14 @@ export class PostgresStatements extends SessionStatements {
     const expiry = (n: number) => `g.utc + $${n}::float8 * interval '1 second'`;
     return {
       read: `SELECT data FROM ${t} WHERE session_id = $1 AND expiry > (now() AT TIME ZONE 'UTC')`,
-      // $1 id, $2 new bytes, $3 ttl, $4 expected bytes, $5 deadline. The current record comes back only when nothing was written.
+      // $1 id, $2 new bytes, $3 ttl, $4 expected bytes, $5 deadline. The live row is locked first (c), which reads
+      // its latest version even when a concurrent write committed after this statement began: the current record
+      // comes back as it is (when nothing was written), not as the statement's snapshot saw it.
       swap: `WITH ${pgClock(5)},
-  w AS (UPDATE ${t} AS s SET data = $2::bytea, expiry = ${expiry(3)} FROM g
-        WHERE g.ok AND s.session_id = $1::varchar AND ${live('s')} AND s.data = $4::bytea RETURNING 1)
+  c AS (SELECT s.id, s.data FROM ${t} AS s, g WHERE g.ok AND s.session_id = $1::varchar AND ${live('s')} FOR UPDATE OF s),
+  w AS (UPDATE ${t} AS s SET data = $2::bytea, expiry = ${expiry(3)} FROM g, c WHERE s.id = c.id AND c.data = $4::bytea RETURNING 1)
 SELECT g.ok, ${PG_NOW}, (SELECT count(*) FROM w)::int AS n,
-  CASE WHEN g.ok AND NOT EXISTS (SELECT 1 FROM w)
-    THEN (SELECT r.data FROM ${t} AS r WHERE r.session_id = $1::varchar AND ${live('r')}) END AS current
+  CASE WHEN g.ok AND NOT EXISTS (SELECT 1 FROM w) THEN (SELECT c.data FROM c) END AS current
 FROM g`,
       // $1 id, $2 bytes, $3 ttl, $4 deadline. Inserts, or replaces an expired row; a live one is left and returned.
       insertIfAbsent: `WITH ${pgClock(4)},

@@ -11,7 +11,8 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SessionConfigurationError } from '../session.errors.js';
 import type { SessionMixin } from '../sessions/session-mixin.js';
-import { UnsupportedClientError, connect, dialectOf, type SqlClient, type SqlConnection } from './sql-connection.js';
+import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from './session-write-queue.js';
+import { NotSentError, UnsupportedClientError, connect, dialectOf, type SqlClient, type SqlConnection } from './sql-connection.js';
 import {
   CLEANUP_BATCH,
   MysqlStatements,
@@ -144,6 +145,8 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   readonly cleanupNRequests: number | undefined;
   private readonly connection: SqlConnection;
   private readonly statements: SessionStatements;
+  /** Concurrent changes to one session from this process, written together (not SQLite, whose statements run within the call). */
+  private readonly queue: SessionWriteQueue | undefined;
   /** The server's clock minus ours (ms), from statements that read it and were answered quickly. */
   private clockOffset = 0;
   /** How long before the request's deadline a write must have run, to be answered within it. */
@@ -185,6 +188,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
     this.margin = Math.min(100, Math.max(5, this.storeTimeout / 10));
     this.connection = connect(client as object);
     this.storeName = dialect === 'postgres' ? 'PostgreSQL' : dialect === 'mysql' ? 'MySQL' : 'SQLite';
+    this.queue = dialect === 'sqlite' ? undefined : new SessionWriteQueue((storeId, batch) => this.writeBatch(storeId, batch), this.margin, () => this.lateError());
     const name = { table: this.table, schema: this.schema };
     const onClock = (serverNow: number, sentAt: number, receivedAt: number) => {
       // Only quick replies: a slow one says little about when the server read its clock.
@@ -283,27 +287,54 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   protected async swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
     if (!this.isSetUp) await this.ready();
     this.checkSize(value);
+    if (this.queue && expected) return this.queue.swap(storeId, expected.value, value, ttlSeconds, call.deadline);
     const reply = await this.write(call, (deadlines) =>
       expected ? this.statements.swap(storeId, expected.value, value, ttlSeconds, deadlines) : this.statements.insertIfAbsent(storeId, value, ttlSeconds, deadlines),
     );
-    if (reply.written) return { swapped: true };
-    return { swapped: false, current: reply.current ? { value: reply.current } : null };
+    this.queue?.forget(storeId);
+    return reply.written ? { swapped: true } : { swapped: false, current: reply.current ? { value: reply.current } : null };
   }
 
   protected async replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<void> {
     if (!this.isSetUp) await this.ready();
     this.checkSize(value);
-    await this.write(call, (deadlines) => this.statements.replace(storeId, value, ttlSeconds, deadlines));
+    try {
+      await this.write(call, (deadlines) => this.statements.replace(storeId, value, ttlSeconds, deadlines));
+    } finally {
+      this.queue?.forget(storeId);
+    }
   }
 
   protected async deleteRecord(storeId: string, call: StoreCall): Promise<void> {
     if (!this.isSetUp) await this.ready();
-    await this.write(call, (deadlines) => this.statements.remove(storeId, deadlines));
+    try {
+      await this.write(call, (deadlines) => this.statements.remove(storeId, deadlines));
+    } finally {
+      this.queue?.forget(storeId);
+    }
   }
 
   protected async refreshRecord(storeId: string, ttlSeconds: number, call: StoreCall): Promise<void> {
     if (!this.isSetUp) await this.ready();
     await this.write(call, (deadlines) => this.statements.refresh(storeId, ttlSeconds, deadlines));
+  }
+
+  /** One batch of the write queue: a compare-and-set by the earliest deadline of its requests. */
+  private async writeBatch(storeId: string, batch: BatchWrite): Promise<BatchOutcome> {
+    for (let attempt = 0; ; attempt++) {
+      const local = batch.deadline - this.margin;
+      let reply: WriteReply;
+      try {
+        reply = await this.statements.swap(storeId, batch.expected, batch.value, batch.ttl, { local, server: local + this.clockOffset });
+      } catch (error) {
+        if (error instanceof NotSentError) return { written: false, late: true };
+        throw error;
+      }
+      if (reply.written) return { written: true };
+      if (!reply.late) return { written: false, current: reply.current ?? null };
+      // Refused as late while our clock says there was time: the offset, just measured again, was off.
+      if (attempt > 0 || Date.now() >= local) return { written: false, late: true };
+    }
   }
 
   /**
@@ -317,12 +348,14 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
       const local = call.deadline - this.margin;
       const reply = await run({ local, server: local + this.clockOffset });
       if (!reply.late) return reply;
-      if (attempt > 0 || Date.now() >= local) {
-        throw new Error(
-          `the write reached ${this.storeName} after the request's deadline and was refused there (storeTimeout ${this.storeTimeout} ms; ${this.connection.address})`,
-        );
-      }
+      if (attempt > 0 || Date.now() >= local) throw this.lateError();
     }
+  }
+
+  private lateError(): Error {
+    return new Error(
+      `the write reached ${this.storeName} after the request's deadline and was refused there (storeTimeout ${this.storeTimeout} ms; ${this.connection.address})`,
+    );
   }
 
   private checkSize(value: Buffer): void {
