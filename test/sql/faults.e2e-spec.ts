@@ -173,7 +173,7 @@ describe.each([
 
   /** Sessions to write to, and a pool warmed up (its connections opened) by a round of writes to each. */
   async function login(): Promise<string[]> {
-    const sids = await Promise.all(Array.from({ length: SESSIONS }, async () => (await (await fetch(`${base}/login`)).json()).sid as string));
+    const sids = await Promise.all(Array.from({ length: SESSIONS }, async () => ((await (await fetch(`${base}/login`)).json()) as { sid: string }).sid));
     for (let round = 0; round < 3; round++) await Promise.all(Array.from({ length: WRITERS }, (_, i) => get('put', sids[i % SESSIONS])));
     return sids;
   }

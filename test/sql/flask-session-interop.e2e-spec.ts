@@ -151,12 +151,15 @@ function describeSharing(name: string, setUp: () => Promise<Shared>, tearDown: (
     test('expiry means the same instant to both: each side drops what the other wrote once it expired', async () => {
       const flaskExpired = newSid();
       await flaskSessionSql({ op: 'write', url: shared.url, sid: flaskExpired, lifetime: -5 });
-      const http = await nest({}, 1);
+      // A lifetime long enough for the peer (a Python start, a second or two on a busy machine) to read it live first.
+      const lifetime = 5;
+      const http = await nest({}, lifetime);
       const opened = await request(http).get('/describe').set('Cookie', `session=${flaskExpired}`).expect(200);
       expect(opened.body).toEqual({ _permanent: true }); // a fresh session: the expired row was not read
+      const writtenAt = Date.now();
       const nestWritten = await request(http).get('/write').expect(200);
       expect((await flaskSessionSql({ op: 'read', url: shared.url, sid: nestWritten.body.sid })).session).toEqual(COMMON);
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, writtenAt + lifetime * 1000 + 500 - Date.now())));
       // Flask-Session's cleanup (expiry <= utcnow()) takes nest-session's expired row; nest-session's takes Flask's.
       const { deleted } = await flaskSessionSql({ op: 'cleanup', url: shared.url });
       expect(deleted).toBeGreaterThanOrEqual(1);
