@@ -112,3 +112,13 @@ describe('the other options', () => {
     expect(new SqlSessionInterface({ client: db, cleanupNRequests: null, schema: undefined }).cleanupNRequests).toBeUndefined();
   });
 });
+
+test('nest-session/sql loads no driver: pg, mysql2, better-sqlite3 and typeorm are only ever the user\'s (built package, dist/)', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const code =
+    "require('nest-session/sql');" +
+    "console.log(JSON.stringify(Object.keys(require.cache).filter((f) => /\\/node_modules\\/(pg|pg-pool|mysql2|better-sqlite3|typeorm)\\//.test(f))))";
+  expect(execFileSync(process.execPath, ['--input-type=commonjs', '-e', code], { cwd: root, encoding: 'utf8' }).trim()).toBe('[]');
+});
