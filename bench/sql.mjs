@@ -17,10 +17,15 @@
  * statements per request are counted per server: each alone for 2000 requests
  * per route, from pg_stat_statements' calls for its role.
  *
+ * Routes: /none, /read and /write as in run.mjs (every request with the one
+ * session cookie the server set at /login, so /write is 16 concurrent writers
+ * of one session), and write-many: /write spread over BENCH_SESSIONS sessions
+ * (default 64), as many users would.
+ *
  * BENCH_DURATION (seconds per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_WARMUP (seconds per server and route, default 4), BENCH_CONNECTIONS
- * (per server, default 16), BENCH_ROUTES (default none,read,write) tune it;
- * BENCH_PIN=0 leaves the processes unpinned.
+ * (per server, default 16), BENCH_ROUTES (default none,read,write,write-many)
+ * tune it; BENCH_PIN=0 leaves the processes unpinned.
  */
 import autocannon from 'autocannon';
 import { execFileSync, fork, spawn } from 'node:child_process';
@@ -35,7 +40,8 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
-const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write').split(',');
+const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write,write-many').split(',');
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 64);
 const SUBJECT = 'nest-session+pg';
 const OTHERS = ['bare', 'express-session+connect-pg-simple'];
 /** The database role each server logs in as: statements are counted per role. */
@@ -74,8 +80,19 @@ function cpuMicros(pid) {
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
 }
 
-function load(server, route, length, cookie = server.cookie) {
-  return autocannon({ url: `http://127.0.0.1:${server.port}/${route}`, connections: CONNECTIONS, ...length, headers: cookie ? { cookie } : {} });
+/** `cookies`: one Cookie header for every request, or (write-many) a list the requests take in turn. */
+function load(server, route, length, cookies = route === 'write-many' ? server.cookies : server.cookie) {
+  const path = route === 'write-many' ? 'write' : route;
+  let next = 0;
+  const rotation = Array.isArray(cookies)
+    ? { requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, cookie: cookies[next++ % cookies.length] } }) }] }
+    : { headers: cookies ? { cookie: cookies } : {} };
+  return autocannon({ url: `http://127.0.0.1:${server.port}/${path}`, connections: CONNECTIONS, ...length, ...rotation });
+}
+
+async function login(port) {
+  const response = await fetch(`http://127.0.0.1:${port}/login`);
+  return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
 }
 
 const median = (values) => {
@@ -198,9 +215,9 @@ async function start(kind, database) {
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
   });
   pin(child.pid, SERVER_CPU);
-  const login = await fetch(`http://127.0.0.1:${port}/login`);
-  const cookie = login.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-  return { kind, port, child, cookie };
+  const cookie = await login(port);
+  const cookies = await Promise.all(Array.from({ length: SESSIONS }, () => login(port)));
+  return { kind, port, child, cookie, cookies };
 }
 
 const servers = [];
@@ -217,7 +234,10 @@ try {
   async function pair(route, ours, theirs, theirsFirst) {
     const both = theirsFirst ? [theirs, ours] : [ours, theirs];
     const cpuBefore = both.map((server) => cpuMicros(server.child.pid));
-    const cookieOf = (server) => (server.kind === 'bare' ? ours.cookie : server.cookie);
+    const cookieOf = (server) => {
+      const source = server.kind === 'bare' ? ours : server;
+      return route === 'write-many' ? source.cookies : source.cookie;
+    };
     const results = await Promise.all(both.map((server) => load(server, route, { duration: DURATION }, cookieOf(server))));
     const measured = results.map((result, i) => ({
       rps: result.requests.average,
@@ -284,13 +304,13 @@ try {
       const counted = `${statementText(route, SUBJECT)} / ${other === 'bare' ? '0' : statementText(route, other)}`;
       const errors = runs.reduce((n, r) => n + r.ours.errors + r.theirs.errors, 0);
       lines.push(
-        `| /${route} | ${other} | ${ratio} | ${Math.round(med((r) => r.ours.rps))} | ${Math.round(med((r) => r.theirs.rps))} | ${med((r) => r.ours.p99)} / ${med((r) => r.theirs.p99)} | ${Math.round(med((r) => r.ours.cpu))} / ${Math.round(med((r) => r.theirs.cpu))} | ${counted} | ${errors} |`,
+        `| ${route === 'write-many' ? `/write, ${SESSIONS} sessions` : `/${route}`} | ${other} | ${ratio} | ${Math.round(med((r) => r.ours.rps))} | ${Math.round(med((r) => r.theirs.rps))} | ${med((r) => r.ours.p99)} / ${med((r) => r.theirs.p99)} | ${Math.round(med((r) => r.ours.cpu))} / ${Math.round(med((r) => r.theirs.cpu))} | ${counted} | ${errors} |`,
       );
     }
   }
   lines.push(
     '',
-    '/none never touches the session; /read reads one value; /write reads and writes a counter. Every request carries the session cookie.',
+    `/none never touches the session; /read reads one value; /write reads and writes a counter, every request with the one session cookie the server set at /login; write-many is /write over ${SESSIONS} sessions in turn.`,
     "nest-session refreshes an unchanged session's expiry at most once a minute (refreshAfter); connect-pg-simple touches it on every request.",
   );
   const table = lines.join('\n');

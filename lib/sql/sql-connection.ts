@@ -183,12 +183,12 @@ interface PgQueryResult {
   rowCount: number | null;
 }
 interface PgPoolClient {
-  query(config: { text: string; values: unknown[] }): Promise<PgQueryResult>;
+  query(config: { text: string; values: unknown[] }, callback: (error: Error | null, result: PgQueryResult) => void): void;
   release(destroy?: Error | boolean): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
 interface PgPool {
-  connect(): Promise<PgPoolClient>;
+  connect(callback: (error: Error | undefined, client: PgPoolClient | undefined) => void): void;
   options: { host?: string; port?: number; connectionString?: string };
 }
 
@@ -203,26 +203,24 @@ class PgConnection implements SqlConnection {
     this.address = `PostgreSQL at ${host}:${port}`;
   }
 
-  async run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
-    let client: PgPoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (error) {
-      throw withAddress(error, this.address, this.host);
-    }
-    watchForErrors(client);
-    let broken: Error | undefined;
-    try {
-      if (deadline !== undefined && Date.now() >= deadline) throw new NotSentError();
-      const result = await client.query({ text: sql, values: params as unknown[] });
-      return { rows: result.rows, affected: result.rowCount ?? 0, info: '' };
-    } catch (error) {
-      // A connection that failed (rather than a statement the server refused) is not given back to the pool.
-      if (!this.isStatementError(error) && !(error instanceof NotSentError)) broken = error as Error;
-      throw withAddress(error, this.address, this.host);
-    } finally {
-      client.release(broken ?? brokenClients.get(client));
-    }
+  /** With node-postgres's callbacks (as pool.query() uses them): this runs on every session request. */
+  run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
+    return new Promise((resolve, reject) => {
+      this.pool.connect((failure, client) => {
+        if (failure || !client) return reject(withAddress(failure, this.address, this.host));
+        watchForErrors(client);
+        if (deadline !== undefined && Date.now() >= deadline) {
+          client.release(brokenClients.get(client));
+          return reject(new NotSentError());
+        }
+        client.query({ text: sql, values: params as unknown[] }, (error, result) => {
+          // A connection that failed (rather than a statement the server refused) is not given back to the pool.
+          client.release((error && !this.isStatementError(error) ? error : undefined) ?? brokenClients.get(client));
+          if (error) reject(withAddress(error, this.address, this.host));
+          else resolve({ rows: result.rows, affected: result.rowCount ?? 0, info: '' });
+        });
+      });
+    });
   }
 
   isStatementError(error: unknown): boolean {
