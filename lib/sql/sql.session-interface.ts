@@ -128,7 +128,7 @@ const MAX_STORE_ID = 255;
  *
  * @example
  * // With @nestjs/typeorm: built by Nest with the application's DataSource.
- * ＠Injectable()
+ * \@Injectable()
  * export class AppSessions extends SqlSessionInterface {
  *   constructor(dataSource: DataSource) {
  *     super({ client: dataSource });
@@ -237,15 +237,26 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   /**
    * Nest calls this at bootstrap (when the interface is a provider, as
    * `SessionModule.forRoot` makes it): a table that is missing or wrong fails
-   * the bootstrap; a database that cannot be reached is only logged (session
-   * requests answer 503 until it can).
+   * the bootstrap; a database that cannot be reached, or does not answer
+   * within 5 × `storeTimeout`, is only logged (session requests answer 503
+   * until it does).
    */
   async onModuleInit(): Promise<void> {
+    const patience = 5 * this.storeTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), patience);
+      timer.unref();
+    });
     try {
-      await this.ready();
+      if ((await Promise.race([this.ready(), slow])) === 'slow') {
+        this.logger.warn(`${this.connection.address} did not answer within ${patience} ms at bootstrap; session requests wait for it.`);
+      }
     } catch (error) {
       if (error instanceof SessionConfigurationError) throw error;
       this.logger.warn(`${this.connection.address} is not reachable yet: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -257,12 +268,12 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
    *
    * @example
    * // Every hour, with @nestjs/schedule (ScheduleModule.forRoot() imported once):
-   * ＠Injectable()
+   * \@Injectable()
    * export class SessionCleanup {
    *   private readonly logger = new Logger(SessionCleanup.name);
    *   constructor(private readonly sessions: SessionInterface) {}
    *
-   *   ＠Cron(CronExpression.EVERY_HOUR)
+   *   \@Cron(CronExpression.EVERY_HOUR)
    *   async deleteExpiredSessions() {
    *     const deleted = await (this.sessions as SqlSessionInterface).deleteExpired();
    *     this.logger.log(`Deleted ${deleted} expired sessions`);

@@ -11,7 +11,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { Session, SessionInterface, SessionModule, type SessionMixin } from '../../lib/index.js';
 import { SqlSessionInterface } from '../../lib/sql/index.js';
-import { cookiePair, createApp } from '../support/apps.js';
+import { RecordingLogger, cookiePair, createApp } from '../support/apps.js';
 import { PostgresServer } from '../support/postgres-server.js';
 
 let server: PostgresServer;
@@ -119,4 +119,33 @@ test('a database that cannot be reached at bootstrap is logged, not fatal; sessi
     app = undefined;
     await pool.end();
   }
+});
+
+test('a database that does not answer at bootstrap (paused) holds it up no longer than 5 × storeTimeout; sessions work once it answers', async () => {
+  const pool = new pg.Pool(server.poolConfig);
+  pool.on('error', () => undefined);
+  const logger = new RecordingLogger();
+  server.pause();
+  try {
+    const started = Date.now();
+    app = await createApp(
+      {
+        imports: [SessionModule.forRoot({ interface: new SqlSessionInterface({ client: pool, table: 'paused_start', storeTimeout: 200 }), secretKey: 'k' })],
+        controllers: [CartController],
+      },
+      logger,
+    );
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(logger.messages('warn')).toEqual([expect.stringMatching(/did not answer within 1000 ms at bootstrap/)]);
+    await request(app.getHttpServer()).get('/add?item=apple').expect(503);
+  } finally {
+    server.resume();
+  }
+  const deadline = Date.now() + 10_000;
+  let status = 0;
+  while (status !== 200 && Date.now() < deadline) status = (await request(app.getHttpServer()).get('/add?item=apple')).status;
+  expect(status).toBe(200);
+  await app.close();
+  app = undefined;
+  await pool.end();
 });
