@@ -5,7 +5,7 @@ import type { SessionApp } from '../interfaces/session-module-options.interface.
 import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
 import { SessionConfigurationError, SessionStoreUnavailableError } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
-import { LOADED, STORE_DEADLINE, ServerSideSession } from '../sessions/server-side.session.js';
+import { LOADED, STORE_SPENT, ServerSideSession } from '../sessions/server-side.session.js';
 import { CLEARED, type SessionMixin } from '../sessions/session-mixin.js';
 import { Signer } from '../signing/signer.js';
 
@@ -195,15 +195,10 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     const cookie = this.getRequestCookie(app, request);
     const sid = cookie ? this.sidFromCookie(app, cookie) : undefined;
     if (!sid) return this.freshSession();
-    const deadline = Date.now() + this.storeTimeout;
-    const record = await this.callStore(deadline, (call) => this.readRecord(this.keyPrefix + sid, call));
-    const session = record ? this.sessionFrom(record, sid) : undefined;
-    if (!session) {
-      const fresh = this.freshSession();
-      fresh[STORE_DEADLINE] = deadline;
-      return fresh;
-    }
-    session[STORE_DEADLINE] = deadline;
+    const spent = { ms: 0 };
+    const record = await this.callStore(spent, (call) => this.readRecord(this.keyPrefix + sid, call));
+    const session = (record && this.sessionFrom(record, sid)) || this.freshSession();
+    session[STORE_SPENT] = spent.ms;
     return session;
   }
 
@@ -243,7 +238,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
         }
         this.noteStored(storeId);
       } else if (app.config.refreshEachRequest && !session.new && this.isRefreshDue(storeId)) {
-        await this.callStore(this.deadlineOf(serverSide), (call) => this.refreshRecord(storeId, lifetime, call));
+        await this.storeWork(serverSide, (call) => this.refreshRecord(storeId, lifetime, call));
         this.noteStored(storeId);
       }
     } catch (error) {
@@ -308,20 +303,19 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
    * budget runs out. False when the record is gone meanwhile.
    */
   private async applyWrite(session: ServerSideSession, storeId: string, write: { bytes: Buffer; change?: SessionChange }, ttl: number): Promise<boolean> {
-    const deadline = this.deadlineOf(session);
     const { change } = write;
     if (!change) {
-      await this.callStore(deadline, (call) => this.replaceRecord(storeId, write.bytes, ttl, call));
+      await this.storeWork(session, (call) => this.replaceRecord(storeId, write.bytes, ttl, call));
       return true;
     }
     if (change.set.size === 0 && change.deleted.length === 0) {
-      await this.callStore(deadline, (call) => this.refreshRecord(storeId, ttl, call));
+      await this.storeWork(session, (call) => this.refreshRecord(storeId, ttl, call));
       return true;
     }
     let expected = session[LOADED];
     let bytes = write.bytes;
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.callStore(deadline, (call) => this.swapRecord(storeId, expected, bytes, ttl, call));
+      const outcome = await this.storeWork(session, (call) => this.swapRecord(storeId, expected, bytes, ttl, call));
       if (outcome.swapped) return true;
       if (outcome.current === null) return false;
       if (attempt >= MAX_SWAP_ATTEMPTS) {
@@ -353,12 +347,17 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
 
   private async deleteStored(session: ServerSideSession, storeId: string): Promise<void> {
     this.storedAt.delete(storeId);
-    await this.callStore(this.deadlineOf(session), (call) => this.deleteRecord(storeId, call));
+    await this.storeWork(session, (call) => this.deleteRecord(storeId, call));
   }
 
-  /** When the request's store work must be done: set by its first store call. */
-  private deadlineOf(session: ServerSideSession): number {
-    return (session[STORE_DEADLINE] ??= Date.now() + this.storeTimeout);
+  /** One store call of `session`'s request, within what is left of its budget, the time it takes counted against it. */
+  private async storeWork<T>(session: ServerSideSession, run: (call: StoreCall) => Promise<T>): Promise<T> {
+    const spent = { ms: session[STORE_SPENT] };
+    try {
+      return await this.callStore(spent, run);
+    } finally {
+      session[STORE_SPENT] = spent.ms;
+    }
   }
 
   private isRefreshDue(storeId: string): boolean {
@@ -379,13 +378,17 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   }
 
   /**
-   * Runs one store call within what is left of the request's budget
-   * (`deadline`); a failure, or the budget running out, becomes a 503
+   * Runs one store call within what is left of the request's budget: the
+   * budget is the time spent in store calls (`spent.ms`, updated here), not
+   * the request's wall-clock time, so a slow handler between the read and the
+   * write costs nothing. A failure, or the budget running out, becomes a 503
    * (`SessionStoreUnavailableError`, naming the store and the cause). One
    * promise and one timer per call (no `Promise.race`): this runs once or
    * twice on every request.
    */
-  protected callStore<T>(deadline: number, run: (call: StoreCall) => Promise<T>): Promise<T> {
+  protected callStore<T>(spent: { ms: number }, run: (call: StoreCall) => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    const deadline = startedAt + this.storeTimeout - spent.ms;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       /** True for the first outcome only: the answer, the error or the timeout. */
@@ -393,6 +396,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
         if (settled) return false;
         settled = true;
         clearTimeout(timer);
+        spent.ms += Date.now() - startedAt;
         return true;
       };
       const fail = (error: unknown) => {
