@@ -2,7 +2,9 @@
  * The contract every server-side store passes, run against a real store by
  * each store's spec: `describeStoreContract(name, harness)`.
  */
-import { Controller, Get, Query, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Query, Res, Sse, StreamableFile, type INestApplication, type MessageEvent } from '@nestjs/common';
+import { Readable } from 'node:stream';
+import { interval, map, take, type Observable } from 'rxjs';
 import request from 'supertest';
 import {
   ServerSideSessionInterface,
@@ -110,6 +112,30 @@ class StoreController {
   none() {
     return 'none';
   }
+
+  @Get('stream/file')
+  file(@Session() session: SessionMixin) {
+    session.set('value', 'file');
+    return new StreamableFile(Readable.from([Buffer.from('file body')]));
+  }
+
+  @Sse('stream/sse')
+  sse(@Session() session: SessionMixin): Observable<MessageEvent> {
+    session.set('value', 'sse');
+    return interval(1).pipe(
+      take(2),
+      map((i) => ({ data: { i } })),
+    );
+  }
+
+  /** Writes the body itself, in chunks: Express's `res`, or Fastify's `reply.raw`. */
+  @Get('stream/write')
+  write(@Session() session: SessionMixin, @Res() res: { raw?: NodeJS.WritableStream; write?(chunk: string): void; end?(chunk: string): void }) {
+    session.set('value', 'write');
+    const out = (res.raw ?? res) as NodeJS.WritableStream;
+    out.write('first ');
+    setTimeout(() => out.end('last'), 10);
+  }
 }
 
 export function describeStoreContract(name: string, harness: StoreHarness): void {
@@ -195,6 +221,24 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       ['useSigner as text', { useSigner: 'yes' }, '"useSigner"'],
     ])('fails at construction on %s, naming the option', async (_case, options, named) => {
       await expect((async () => harness.create(options as ServerSideSessionOptions))()).rejects.toThrow(named);
+    });
+
+    it.each(['file', 'sse', 'write'])('a streamed response (%s) that creates a session carries its cookie, and the record is there', async (kind) => {
+      await start();
+      const response = await request(server())
+        .get(`/stream/${kind}`)
+        .buffer(true)
+        .parse((res, done) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk));
+          res.on('end', () => done(null, text));
+        })
+        .expect(200);
+      expect(response.body.length).toBeGreaterThan(0);
+      const cookie = cookiePair(response);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a write that went on after the headers
+      const got = await request(server()).get('/get').set('Cookie', cookie).expect(200);
+      expect(got.body).toMatchObject({ value: kind, new: false });
     });
 
     it('keeps nested changes when modified is set', async () => {
