@@ -52,6 +52,13 @@ class StoreController {
     return { sid: (session as unknown as { sid: string }).sid };
   }
 
+  @Get('remember')
+  remember(@Session() session: SessionMixin) {
+    session.permanent = true;
+    session.set('value', 'remembered');
+    return { sid: (session as unknown as { sid: string }).sid };
+  }
+
   @Get('put')
   put(@Session() session: SessionMixin, @Query('key') key: string, @Query('value') value: string) {
     session.set(key, value);
@@ -219,6 +226,7 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       ['a negative refreshAfter', { refreshAfter: -1 }, '"refreshAfter"'],
       ['a serializationFormat Flask-Session does not have', { serializationFormat: 'pickle' }, '"serializationFormat"'],
       ['useSigner as text', { useSigner: 'yes' }, '"useSigner"'],
+      ['a fractional nonPermanentLifetime', { nonPermanentLifetime: 0.5 }, '"nonPermanentLifetime"'],
     ])('fails at construction on %s, naming the option', async (_case, options, named) => {
       await expect((async () => harness.create(options as ServerSideSessionOptions))()).rejects.toThrow(named);
     });
@@ -344,6 +352,17 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       await new Promise((resolve) => setTimeout(resolve, 2100));
       const got = await request(server()).get('/get').set('Cookie', cookiePair(set));
       expect(got.body).toMatchObject({ value: null, new: true });
+    });
+
+    it('nonPermanentLifetime: an abandoned browser session goes early, a permanent one stays', async () => {
+      await start({ permanent: false, nonPermanentLifetime: 1 }, { permanentSessionLifetime: 60 });
+      const browser = await request(server()).get('/set?value=anonymous');
+      const remembered = await request(server()).get('/remember');
+      expect(sessionCookie(browser)!.expires).toBeUndefined();
+      expect(sessionCookie(remembered)!.expires).toBeInstanceOf(Date);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect((await request(server()).get('/get').set('Cookie', cookiePair(browser))).body).toMatchObject({ value: null, new: true });
+      expect((await request(server()).get('/get').set('Cookie', cookiePair(remembered))).body).toMatchObject({ value: 'remembered', new: false });
     });
 
     it('signs the sid with useSigner; a bad signature costs no store call; fallback keys verify', async () => {
