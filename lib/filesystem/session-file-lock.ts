@@ -162,11 +162,12 @@ export class SessionFileLocks {
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        if (attempt >= 3) return false;
       }
       // Another process is taking over, or one died doing so: its takeover lock is removed once it is old.
-      const info = await this.slots.run(() => stat(takeoverPath), deadline, background).catch(() => undefined);
-      if (attempt > 1 || !info || Date.now() - info.mtimeMs <= TAKEOVER_LOCK_STALE_MS) return false;
-      await this.slots.run(() => unlink(takeoverPath), deadline, background).catch(ifGone);
+      const info = await this.slots.run(() => stat(takeoverPath), deadline, background).catch(ifGone);
+      if (info && Date.now() - info.mtimeMs <= TAKEOVER_LOCK_STALE_MS) return false;
+      if (info) await this.slots.run(() => unlink(takeoverPath), deadline, background).catch(ifGone);
     }
     try {
       const now = await this.readHolder(path, deadline, background);
