@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { accessSync, closeSync, constants, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -13,7 +13,7 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SessionConfigurationError } from '../session.errors.js';
 import { FileSlots } from './file-slots.js';
-import { SessionFileLocks } from './session-file-lock.js';
+import { SessionFileLocks, uniqueName } from './session-file-lock.js';
 
 /** @publicApi */
 export interface FileSystemSessionOptions extends ServerSideSessionOptions {
@@ -83,15 +83,16 @@ interface KnownFile {
  * JSON, as `serializationFormat` says). The format is the one of earlier
  * versions, so existing session files keep working; Flask-Session cannot
  * read them (its backend pickles). Beside them, for milliseconds at a time:
- * `.tmp-*` files being written and `<name>.lock` files (the holder's pid,
- * host, deadline).
+ * `.tmp-*` files being written and `<name>.lock` symbolic links (whose text
+ * is the holder's pid, deadline and host; never followed).
  *
  * **Atomic, across processes.** A write goes to a temporary file that is
  * renamed into place, so a reader sees the old record or the new one, never
  * half of one; reads take no lock. Every write (compare-and-set, replace,
  * delete, refresh) runs under the session's lock: first one in this process
- * (so its own requests do not contend for the file), then a lock file
- * created with O_EXCL, which one process at a time can create. Under it the
+ * (so its own requests do not contend for the file), then a lock file that
+ * one process at a time can create (a symbolic link whose text names its
+ * holder: see `SessionFileLocks`). Under it the
  * record is read again and compared, so concurrent requests in different
  * processes that change different keys both keep theirs, and a logout is
  * never undone. A lock left by a process that died is taken over at once on
@@ -152,6 +153,8 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
   readonly cleanupInterval: number;
   /** The in-process half of each session's lock, by file name. */
   private readonly inProcess = new KeyedLock();
+  /** Records a lost compare-and-set answered as the current one: the base class retries against them. */
+  private readonly answeredAsCurrent = new WeakSet<StoredRecord>();
   private readonly slots: FileSlots;
   private readonly locks: SessionFileLocks;
   /** The session files this process knows of, by name, least recently written first: the count, and the eviction order. */
@@ -204,7 +207,7 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
     this.slots = new FileSlots(REQUEST_SLOTS, BACKGROUND_SLOTS, (error) =>
       this.logger.warn(`The process is out of file descriptors (${(error as NodeJS.ErrnoException).code}); session file operations wait and retry.`),
     );
-    this.locks = new SessionFileLocks(this.slots, this.mode, () => this.createFolder());
+    this.locks = new SessionFileLocks(this.slots, () => this.createFolder());
   }
 
   /**
@@ -255,14 +258,25 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
 
   protected swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
     const name = fileNameOf(storeId);
-    return this.underLock(name, call, async (window): Promise<SwapOutcome> => {
-      const read = await this.readSessionFile(name, call.deadline);
-      const current = read === 'expired' ? null : read;
-      const same = current === null ? expected === null : expected !== null && current.value.equals(expected.value);
-      if (!same) return { swapped: false, current };
-      await this.write(name, value, ttlSeconds, call, window);
-      return { swapped: true };
-    });
+    // The base class retries a lost compare-and-set against the very record this answered: it goes first, or
+    // newcomers that read the record before it changed would keep making it lose until its budget ran out.
+    const retry = expected !== null && this.answeredAsCurrent.has(expected);
+    return this.underLock(
+      name,
+      call,
+      async (window): Promise<SwapOutcome> => {
+        const read = await this.readSessionFile(name, call.deadline);
+        const current = read === 'expired' ? null : read;
+        const same = current === null ? expected === null : expected !== null && current.value.equals(expected.value);
+        if (!same) {
+          if (current) this.answeredAsCurrent.add(current);
+          return { swapped: false, current };
+        }
+        await this.write(name, value, ttlSeconds, call, window);
+        return { swapped: true };
+      },
+      retry,
+    );
   }
 
   protected replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<void> {
@@ -311,29 +325,36 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
 
   /**
    * Runs `work` holding the session's lock, in this process and across
-   * processes; answers as soon as `work` has, and releases the lock after.
-   * Called synchronously by the primitives, in the same tick as the base
-   * class's timer for this call (see {@link CommitWindow}).
+   * processes. Answers as soon as `work` has (so the answer follows the
+   * commit with no I/O in between), and releases the lock after, before the
+   * next request of this process gets it. Called synchronously by the
+   * primitives, in the same tick as the base class's timer for this call
+   * (see {@link CommitWindow}).
    */
-  private underLock<T>(name: string, call: StoreCall, work: (window: CommitWindow) => Promise<T>): Promise<T> {
+  private underLock<T>(name: string, call: StoreCall, work: (window: CommitWindow) => Promise<T>, first = false): Promise<T> {
     this.startSweeping();
     const window = new CommitWindow(call.deadline);
-    return this.inProcess
-      .run(name, call.deadline, async () => {
+    return new Promise<T>((resolve, reject) => {
+      const locked = async () => {
         const held = (await this.locks.acquire(this.pathOf(name) + LOCK_SUFFIX, call.deadline))!;
         try {
-          return await work(window);
+          resolve(await work(window));
         } finally {
-          this.locks.release(held);
+          window.close();
+          await this.locks.release(held);
         }
-      })
-      .finally(() => window.close());
+      };
+      this.inProcess.run(name, call.deadline, locked, { first }).catch((error: unknown) => {
+        window.close();
+        reject(error);
+      });
+    });
   }
 
   /** Writes a temporary file, then renames it over the session file: the commit. */
   private async write(name: string, value: Buffer, ttlSeconds: number, call: StoreCall, window: CommitWindow): Promise<void> {
     const expiry = expiryIn(ttlSeconds);
-    const temporary = join(this.cacheDir, `${TEMPORARY_PREFIX}${randomBytes(8).toString('hex')}`);
+    const temporary = join(this.cacheDir, `${TEMPORARY_PREFIX}${uniqueName()}`);
     await this.writeTemporary(temporary, Buffer.concat([headerOf(expiry), value]), call.deadline);
     try {
       window.commit(() => renameSync(temporary, this.pathOf(name)));
@@ -552,7 +573,7 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
         this.forget(name);
         return 'removed';
       } finally {
-        this.locks.release(held);
+        await this.locks.release(held);
       }
     });
   }

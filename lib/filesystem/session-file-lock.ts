@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync, readlinkSync, unlinkSync } from 'node:fs';
-import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { readlinkSync, unlinkSync } from 'node:fs';
+import { lstat, readlink, symlink, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join } from 'node:path';
 import type { FileSlots } from './file-slots.js';
 
 /**
@@ -13,7 +12,7 @@ import type { FileSlots } from './file-slots.js';
  */
 export const STALE_AFTER_DEADLINE_MS = 2000;
 /** A holder removes its lock without checking that it is still its own only this long before others may take it over. */
-const RELEASE_MARGIN_MS = 1000;
+const RELEASE_SLACK_MS = 1500;
 /** A lock file that does not say who holds it (damaged, or not written by this store) is stale after this long. */
 const UNREADABLE_LOCK_STALE_MS = 10_000;
 /** The short lock that serialises taking over one stale lock is itself stale after this long. */
@@ -37,6 +36,13 @@ const MACHINE = (() => {
   return `${hostname()}${namespace ? ` ${namespace}` : ''}`;
 })();
 
+/** Unique across processes and time: a random prefix per process, then a counter (cheaper than random bytes each time). */
+const UNIQUE_PREFIX = randomBytes(9).toString('base64url');
+let uniqueCounter = 0;
+export function uniqueName(): string {
+  return `${UNIQUE_PREFIX}${(uniqueCounter++).toString(36)}`;
+}
+
 /** A lock this process holds. */
 export interface HeldLock {
   readonly path: string;
@@ -50,24 +56,24 @@ type Holder =
   | { readonly kind: 'unreadable'; readonly modifiedMs: number };
 
 /**
- * The cross-process half of a session's lock: a file `<session file>.lock`
- * holding its owner's pid, machine, deadline and a random token. It is
- * written under a temporary name and hard-linked to the lock's name, which
- * fails if that exists: exactly one process gets it, and nobody ever sees a
- * lock file half written (a process killed or paused between creating and
- * filling a lock would leave one nobody could judge). This works on local
- * folders and on NFS.
+ * The cross-process half of a session's lock: `<session file>.lock`, a
+ * symbolic link whose text (never followed) says who holds it: pid, deadline,
+ * a random token, machine. Creating a symbolic link is one system call that
+ * fails if the name exists, so exactly one process gets the lock, and its
+ * text is there from the first instant (a lock file created empty and filled
+ * afterwards would, if its process were killed or paused in between, leave a
+ * lock nobody can judge). Emacs locks files the same way. It works on local
+ * folders and NFS of POSIX systems, and costs no file descriptor.
  *
  * A lock left behind is taken over when its holder is known to be gone: a
  * process of this machine that no longer exists (at once), or any holder
  * whose deadline is more than {@link STALE_AFTER_DEADLINE_MS} past (a holder
  * commits nothing after its deadline). Taking over is serialised by a second,
- * short-lived O_EXCL file, so that two waiters never both take over one lock.
+ * short-lived lock, so that two waiters never both take over one lock.
  */
 export class SessionFileLocks {
   constructor(
     private readonly slots: FileSlots,
-    private readonly mode: number,
     private readonly ensureFolder: () => Promise<void>,
   ) {}
 
@@ -77,63 +83,50 @@ export class SessionFileLocks {
    * held.
    */
   async acquire(path: string, deadline: number, { background = false, once = false } = {}): Promise<HeldLock | null> {
-    const token = randomBytes(12).toString('base64url');
-    // Written in full under another name first, then linked: a lock file is never seen empty.
-    const staging = join(dirname(path), `.tmp-${token}`);
-    await this.createFile(staging, `${process.pid}\n${MACHINE}\n${deadline}\n${token}\n`, deadline, background);
-    try {
-      let wait = FIRST_WAIT_MS;
-      for (;;) {
-        try {
-          await this.slots.run(() => link(staging, path), deadline, background);
-          return { path, token, deadline };
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const token = uniqueName();
+    const text = `${process.pid} ${deadline} ${token} ${MACHINE}`;
+    let wait = FIRST_WAIT_MS;
+    for (;;) {
+      try {
+        await this.slots.run(() => symlink(text, path), deadline, background);
+        return { path, token, deadline };
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          // The folder was removed: recreated, as at startup.
+          await this.ensureFolder();
+          continue;
         }
-        if (once) return null;
-        const holder = await this.readHolder(path, deadline, background);
-        if (!holder) continue; // released meanwhile
-        if (this.isStale(holder) && (await this.takeOver(path, holder, deadline, background))) continue;
-        if (Date.now() + wait >= deadline) {
-          throw new Error(`the session is locked by another process (${describe(holder)}) beyond the request's store budget`);
-        }
-        await new Promise((resolve) => setTimeout(resolve, wait * (0.5 + Math.random())));
-        wait = Math.min(wait * 2, LONGEST_WAIT_MS);
+        if (code !== 'EEXIST') throw error;
       }
-    } finally {
-      await this.slots.run(() => unlink(staging), Date.now() + 5000, background).catch(() => undefined);
-    }
-  }
-
-  /** Creates a file that must not exist yet; recreates the folder if it was removed, as at startup. */
-  private async createFile(path: string, content: string, deadline: number, background: boolean): Promise<void> {
-    const create = () => this.slots.run(() => writeFile(path, content, { flag: 'wx', mode: this.mode }), deadline, background);
-    try {
-      await create();
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      await this.ensureFolder();
-      await create();
+      if (once) return null;
+      const holder = await this.readHolder(path, deadline, background);
+      if (!holder) continue; // released meanwhile
+      if (this.isStale(holder) && (await this.takeOver(path, holder, deadline, background))) continue;
+      if (Date.now() + wait >= deadline) {
+        throw new Error(`the session is locked by another process (${describe(holder)}) beyond the request's store budget`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, wait * (0.5 + Math.random())));
+      wait = Math.min(wait * 2, LONGEST_WAIT_MS);
     }
   }
 
   /**
-   * Removes the lock, synchronously: no other work of this process can run
-   * between the check and the removal. Well before the lock could be judged
-   * stale, it is certainly still ours; later, it is removed only if its token
-   * is still ours (another process may have taken it over).
+   * Removes the lock; never fails (a lock left behind is taken over once
+   * stale). Decided when the removal gets its slot: well before the lock
+   * could be judged stale it is certainly still ours, and removed as it is
+   * (the removal having seconds to reach the file system); later, only if
+   * its token is still ours (another process may have taken it over),
+   * checked and removed synchronously so that nothing of this process runs
+   * in between.
    */
-  release(held: HeldLock): void {
-    try {
-      if (Date.now() < held.deadline + STALE_AFTER_DEADLINE_MS - RELEASE_MARGIN_MS) {
-        unlinkSync(held.path);
-        return;
-      }
-      const holder = parseHolder(readFileSync(held.path, 'utf8'));
-      if (holder?.token === held.token) unlinkSync(held.path);
-    } catch {
-      // Gone already (the folder was removed), or not removable now: a lock left behind is taken over once stale.
-    }
+  async release(held: HeldLock): Promise<void> {
+    await this.slots
+      .run(async () => {
+        if (Date.now() < held.deadline + STALE_AFTER_DEADLINE_MS - RELEASE_SLACK_MS) return unlink(held.path);
+        if (parseHolder(readlinkSync(held.path))?.token === held.token) unlinkSync(held.path);
+      }, Date.now() + 60_000)
+      .catch(() => undefined); // gone already (the folder was removed), or not removable now
   }
 
   /** For the sweep: removes the lock at `path` if its holder is gone; true if it did. */
@@ -158,14 +151,14 @@ export class SessionFileLocks {
     const takeoverPath = `${path}.takeover`;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.slots.run(() => writeFile(takeoverPath, String(process.pid), { flag: 'wx', mode: this.mode }), deadline, background);
+        await this.slots.run(() => symlink(String(process.pid), takeoverPath), deadline, background);
         break;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         if (attempt >= 3) return false;
       }
       // Another process is taking over, or one died doing so: its takeover lock is removed once it is old.
-      const info = await this.slots.run(() => stat(takeoverPath), deadline, background).catch(ifGone);
+      const info = await this.slots.run(() => lstat(takeoverPath), deadline, background).catch(ifGone);
       if (info && Date.now() - info.mtimeMs <= TAKEOVER_LOCK_STALE_MS) return false;
       if (info) await this.slots.run(() => unlink(takeoverPath), deadline, background).catch(ifGone);
     }
@@ -182,9 +175,15 @@ export class SessionFileLocks {
   /** The lock's holder, or undefined when there is no lock (any more). */
   private async readHolder(path: string, deadline: number, background: boolean): Promise<Holder | undefined> {
     try {
-      const holder = parseHolder(await this.slots.run(() => readFile(path, 'utf8'), deadline, background));
+      const holder = parseHolder(await this.slots.run(() => readlink(path), deadline, background));
       if (holder) return holder;
-      const info = await this.slots.run(() => stat(path), deadline, background);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      if (code !== 'EINVAL') throw error; // EINVAL: not a symbolic link
+    }
+    try {
+      const info = await this.slots.run(() => lstat(path), deadline, background);
       return { kind: 'unreadable', modifiedMs: info.mtimeMs };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -194,8 +193,8 @@ export class SessionFileLocks {
 }
 
 function parseHolder(text: string): (Holder & { kind: 'process' }) | undefined {
-  const [pid, machine, deadline, token] = text.split('\n');
-  const holder = { kind: 'process' as const, pid: Number(pid), machine, deadline: Number(deadline), token };
+  const [pid, deadline, token, ...machine] = text.split(' ');
+  const holder = { kind: 'process' as const, pid: Number(pid), deadline: Number(deadline), token, machine: machine.join(' ') };
   return Number.isSafeInteger(holder.pid) && holder.pid > 0 && Number.isFinite(holder.deadline) && token ? holder : undefined;
 }
 

@@ -6,15 +6,15 @@
  * threshold.
  */
 import { Controller, Get, type INestApplication } from '@nestjs/common';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, lutimesSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { FileSystemSessionInterface, type FileSystemSessionOptions } from '../../lib/filesystem/index.js';
 import { Session, SessionModule, type SessionMixin } from '../../lib/index.js';
 import { createApp } from '../support/apps.js';
+import { aliveProcess, deadPid, plantLock } from './support/locks.js';
 
 type Call = { deadline: number };
 interface Primitives {
@@ -156,14 +156,11 @@ describe('filesystem store: count, threshold and sweep', () => {
 
   it('deleteExpired() removes expired sessions, and temporary and lock files left by processes that died, leaving the rest', async () => {
     const dir = folder();
-    const alive = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    const dead = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
-    await new Promise((resolve) => dead.once('exit', resolve));
+    const alive = aliveProcess();
     try {
       for (let i = 0; i < 3; i++) plantSession(dir, `session:expired${i}`, nowSeconds() - 10);
       for (let i = 0; i < 2; i++) plantSession(dir, `session:live${i}`, nowSeconds() + 1000);
       const anHourAgo = new Date(Date.now() - 3600_000);
-      const machine = `${hostname()} ${readlinkSync('/proc/self/ns/pid')}`;
       const files = {
         oldTemporary: '.tmp-0123456789abcdef',
         newTemporary: '.tmp-fedcba9876543210',
@@ -175,10 +172,10 @@ describe('filesystem store: count, threshold and sweep', () => {
       writeFileSync(join(dir, files.oldTemporary), 'x');
       utimesSync(join(dir, files.oldTemporary), anHourAgo, anHourAgo);
       writeFileSync(join(dir, files.newTemporary), 'x');
-      writeFileSync(join(dir, files.deadLock), `${dead.pid}\n${machine}\n${Date.now() + 60_000}\ntoken\n`);
-      writeFileSync(join(dir, files.liveLock), `${alive.pid}\n${machine}\n${Date.now() + 60_000}\ntoken\n`);
-      writeFileSync(join(dir, files.oldTakeover), '1');
-      utimesSync(join(dir, files.oldTakeover), anHourAgo, anHourAgo);
+      plantLock(join(dir, files.deadLock), await deadPid(), Date.now() + 60_000);
+      plantLock(join(dir, files.liveLock), alive.pid!, Date.now() + 60_000);
+      symlinkSync('1', join(dir, files.oldTakeover));
+      lutimesSync(join(dir, files.oldTakeover), anHourAgo, anHourAgo);
       writeFileSync(join(dir, files.foreign), 'not ours');
 
       const { sessions } = store({ cacheDir: dir, cleanupInterval: 0 });

@@ -1,14 +1,15 @@
 import { Controller, Get, Query, type INestApplication } from '@nestjs/common';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
 import { FileSystemSessionInterface, type FileSystemSessionOptions } from '../../lib/filesystem/index.js';
 import { Session, SessionConfigurationError, SessionModule, type SessionMixin } from '../../lib/index.js';
 import { cookiePair, createApp } from '../support/apps.js';
 import { describeStoreContract } from '../server-side/contract.js';
+import { aliveProcess, deadPid, plantLock } from './support/locks.js';
 
 let cacheDir: string;
 const fileOf = (storeId: string, dir = cacheDir) => join(dir, createHash('sha256').update(storeId).digest('hex'));
@@ -52,29 +53,11 @@ class FilesController {
   }
 }
 
-/** A lock file as SessionFileLocks writes one: pid, machine, deadline, token. */
-function lockFile(storeId: string, pid: number, deadline: number, dir = cacheDir): string {
-  const path = `${fileOf(storeId, dir)}.lock`;
-  let machine = hostname();
-  try {
-    machine += ` ${readlinkSync('/proc/self/ns/pid')}`;
-  } catch {
-    // not Linux
-  }
-  writeFileSync(path, `${pid}\n${machine}\n${deadline}\nsome-token\n`);
+/** The lock of a session, held by process `pid` until `deadline`. */
+function lockFile(storeId: string, pid: number, deadline: number): string {
+  const path = `${fileOf(storeId)}.lock`;
+  plantLock(path, pid, deadline);
   return path;
-}
-
-/** A process that runs until killed: a holder that is alive. */
-function aliveProcess(): ChildProcess {
-  return spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-}
-
-/** The pid of a process that has exited: a holder that died. */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
-  await new Promise((resolve) => child.once('exit', resolve));
-  return child.pid!;
 }
 
 describe('filesystem store', () => {
@@ -173,6 +156,35 @@ describe('filesystem store', () => {
       await request(server).get('/put?key=after&value=1').set('Cookie', cookiePair(set)).expect(200);
       expect((await request(server).get('/all').set('Cookie', cookiePair(set))).body).toMatchObject({ before: '1', after: '1' });
     });
+  });
+
+  it('under contention a lost compare-and-set retries before newcomers: attempts per request stay bounded', async () => {
+    const { sessions, server } = await start({ storeTimeout: 30_000 });
+    type Swap = (id: string, expected: object | null, value: Buffer, ttl: number, call: object) => Promise<{ swapped: boolean; current?: object | null }>;
+    const target = sessions as unknown as { swapRecord: Swap };
+    const swap = target.swapRecord.bind(sessions);
+    // The base class retries with `expected` = the record the lost attempt answered: attempts chain by identity.
+    const attemptsBefore = new WeakMap<object, number>();
+    let most = 0;
+    target.swapRecord = async (id, expected, value, ttl, call) => {
+      const attempt = (expected && attemptsBefore.get(expected)) ?? 0;
+      const outcome = await swap(id, expected, value, ttl, call);
+      if (!outcome.swapped && outcome.current) attemptsBefore.set(outcome.current, attempt + 1);
+      most = Math.max(most, attempt + 1);
+      return outcome;
+    };
+    const writersPerSession = 6;
+    const cookies = await Promise.all(Array.from({ length: 4 }, async () => cookiePair(await request(server).get('/put?key=start&value=1'))));
+    const writer = async (cookie: string, w: number) => {
+      for (let i = 0; i < 8; i++) await request(server).get(`/put?key=w${w}&value=${i}`).set('Cookie', cookie).expect(200);
+    };
+    await Promise.all(cookies.flatMap((cookie) => Array.from({ length: writersPerSession }, (_, w) => writer(cookie, w))));
+    for (const cookie of cookies) {
+      const data = (await request(server).get('/all').set('Cookie', cookie)).body;
+      expect(Array.from({ length: writersPerSession }, (_, w) => data[`w${w}`])).toEqual(Array(writersPerSession).fill('7'));
+    }
+    // Each of a session's concurrent losers can lose once more to each other's retry; newcomers never make it lose again.
+    expect(most).toBeLessThanOrEqual(writersPerSession + 1);
   });
 
   it('recreates a removed folder: requests go on, the removed sessions are new ones', async () => {
