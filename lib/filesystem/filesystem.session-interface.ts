@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { accessSync, closeSync, constants, mkdirSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, renameSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
 import { chmod, lstat, mkdir, open, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { OnModuleDestroy } from '@nestjs/common';
@@ -39,10 +39,11 @@ export interface FileSystemSessionOptions extends ServerSideSessionOptions {
   mode?: number;
   /**
    * Seconds between two sweeps that remove expired session files (and files
-   * left over by a crash), whatever the threshold; `0` turns the automatic
+   * left over by a crash), whatever the threshold; `0` turns the periodic
    * sweep off (call {@link FileSystemSessionInterface.deleteExpired} on a
-   * schedule of your own). The timer never keeps the process alive. Default
-   * `20`.
+   * schedule of your own); the one at the first store call, which starts the
+   * count of files, still runs. The timer never keeps the process alive.
+   * Default `20`.
    */
   cleanupInterval?: number;
 }
@@ -74,56 +75,62 @@ interface KnownFile {
 /**
  * Sessions as files, one per session, in `cacheDir`: Flask-Session's
  * filesystem backend for NestJS, made to hold up under load and to be shared
- * by several processes (cluster workers, several instances on one host or
- * one NFS folder).
+ * by several processes (cluster workers, several instances on one host, or
+ * hosts on one NFS folder). It needs a POSIX system (Linux, macOS): its
+ * locks are symbolic links, which the constructor checks it can create.
  *
  * **Files.** A session lives in `<cacheDir>/<SHA-256 of keyPrefix + sid, in
  * hex>`, so no sid can reach outside the folder: 4 bytes of expiry (Unix
  * seconds, little-endian, cachelib's header), then the record (msgpack or
- * JSON, as `serializationFormat` says). The format is the one of earlier
- * versions, so existing session files keep working; Flask-Session cannot
- * read them (its backend pickles). Beside them, for milliseconds at a time:
- * `.tmp-*` files being written and `<name>.lock` symbolic links (whose text
- * is the holder's pid, deadline and host; never followed).
+ * JSON, as `serializationFormat` says). This is the format of earlier
+ * versions, kept: existing session files stay valid, and the sweep reads an
+ * expiry from 4 bytes without decoding the record. Flask-Session cannot read
+ * these files (its backend pickles). Beside them, for milliseconds at a
+ * time: `.tmp-*` files being written, and `<name>.lock` symbolic links whose
+ * text (never followed) is the holder's pid, deadline and host.
  *
  * **Atomic, across processes.** A write goes to a temporary file that is
  * renamed into place, so a reader sees the old record or the new one, never
  * half of one; reads take no lock. Every write (compare-and-set, replace,
  * delete, refresh) runs under the session's lock: first one in this process
- * (so its own requests do not contend for the file), then a lock file that
- * one process at a time can create (a symbolic link whose text names its
- * holder: see `SessionFileLocks`). Under it the
- * record is read again and compared, so concurrent requests in different
- * processes that change different keys both keep theirs, and a logout is
- * never undone. A lock left by a process that died is taken over at once on
- * the same host, and by any process once its holder's deadline is 2 s past
- * (hosts sharing a network folder must have clocks within that).
+ * (so its own requests do not contend for the file), then the lock link,
+ * which one process at a time can create. Under it the record is read again
+ * and compared, so concurrent requests that change different keys keep
+ * theirs, whichever processes serve them, and a logout is never undone. A
+ * compare-and-set that lost retries before requests that arrived after it,
+ * so none starves under contention. A lock left by a process that died is
+ * taken over at once on the same host, and by any process once its holder's
+ * deadline is 2 s past (a holder commits nothing after its deadline; hosts
+ * sharing a network folder must have clocks within that).
  *
  * **A 503 means "not written".** The request's deadline is checked right
- * before the commit (the rename, the unlink, the expiry write), and the
- * commit is one synchronous system call after that check, so nothing can
- * answer the request in between: a write the client was told failed never
- * lands later.
+ * before the commit (the rename, the unlink, the 4-byte expiry write), and
+ * the commit is one synchronous system call after that check, whose outcome
+ * reaches the request with no I/O in between: a write the client was told
+ * failed never lands later, and one it was told succeeded has landed. The
+ * lock is released right after the answer.
  *
  * **Threshold.** The number of session files is counted as this process
- * writes and removes them (the folder is listed once at startup and then
- * only by the sweep: never per write). When a write takes it above
- * `threshold`, files are removed in the background, without delaying the
- * request: expired ones first, then the least recently written or refreshed
- * (with one lifetime for all sessions, the ones closest to expiring). A file
- * that a request is using at that moment is skipped. What this means:
- * `threshold` caps files, not users, and every session counts the same. A
- * logged-in user whose session was last refreshed before those of the
- * `threshold` most recent visitors is logged out, even when those visitors
- * are anonymous (a route that writes the session for anonymous visitors
- * creates a file for each). Recency is as exact as `refreshAfter` (an
- * unchanged session's file is refreshed at most that often). So: set
- * `threshold` above the number of sessions alive within
- * `permanentSessionLifetime`, and do not write sessions for anonymous
- * visitors. The count can exceed `threshold` briefly, by the writes that
- * arrive while files are being removed; with several processes, each counts
- * the files it wrote plus what the last sweep listed, so the folder can also
- * exceed it by other processes' new files until the next sweep.
+ * writes and removes them (the folder is listed once, at the first store
+ * call, and then only by the sweep: never per write). When a write takes it
+ * above `threshold`, files are removed in the background, without delaying
+ * the request: expired ones first, then the least recently written or
+ * refreshed (with one lifetime for all sessions, the ones closest to
+ * expiring). A session that a request is using at that moment is skipped.
+ * What this means: `threshold` caps files, not users, and every session
+ * counts the same. A logged-in user whose session was last written or
+ * refreshed before those of the `threshold` most recent visitors is logged
+ * out (the file is deleted; the next request gets a new, empty session),
+ * even when those visitors are anonymous: a route that writes the session
+ * for anonymous visitors creates a file for each. Recency is as exact as
+ * `refreshAfter` (an unchanged session's file is refreshed at most that
+ * often). So set `threshold` above the number of sessions alive within their
+ * lifetime, write sessions for anonymous visitors only when needed, and give
+ * them a short life with `permanent: false` and `nonPermanentLifetime`. The
+ * count can exceed `threshold` briefly, by the writes that arrive while
+ * files are being removed; with several processes, each counts the files it
+ * wrote plus what the last sweep listed, so the folder can also exceed it by
+ * other processes' new files until the next sweep.
  *
  * **Cleanup.** Every `cleanupInterval` seconds (default 20) a sweep lists
  * the folder, removes expired session files (whatever the threshold), and
@@ -200,9 +207,13 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
       mkdirSync(this.cacheDir, { recursive: true, mode: 0o700 });
       if (!statSync(this.cacheDir).isDirectory()) fail('cacheDir', `${this.cacheDir} is not a folder.`);
       accessSync(this.cacheDir, constants.R_OK | constants.W_OK | constants.X_OK);
+      // Locks are symbolic links: a folder (or a system) without them could store nothing.
+      const probe = join(this.cacheDir, `${TEMPORARY_PREFIX}${uniqueName()}`);
+      symlinkSync('probe', probe);
+      unlinkSync(probe);
     } catch (error) {
       if (error instanceof SessionConfigurationError) throw error;
-      fail('cacheDir', `cannot use ${this.cacheDir} as the session folder: ${(error as Error).message}`);
+      fail('cacheDir', `cannot keep session files and their locks (symbolic links) in ${this.cacheDir}: ${(error as Error).message}`);
     }
     this.slots = new FileSlots(REQUEST_SLOTS, BACKGROUND_SLOTS, (error) =>
       this.logger.warn(`The process is out of file descriptors (${(error as NodeJS.ErrnoException).code}); session file operations wait and retry.`),

@@ -48,6 +48,8 @@ export interface HeldLock {
   readonly path: string;
   readonly token: string;
   readonly deadline: number;
+  /** Taken by background work (the sweep, eviction): released in its lane. */
+  readonly background: boolean;
 }
 
 /** Who holds a lock, as its file says; `unreadable` when it does not say (damaged, or not written by this store). */
@@ -89,7 +91,7 @@ export class SessionFileLocks {
     for (;;) {
       try {
         await this.slots.run(() => symlink(text, path), deadline, background);
-        return { path, token, deadline };
+        return { path, token, deadline, background };
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') {
@@ -125,7 +127,7 @@ export class SessionFileLocks {
       .run(async () => {
         if (Date.now() < held.deadline + STALE_AFTER_DEADLINE_MS - RELEASE_SLACK_MS) return unlink(held.path);
         if (parseHolder(readlinkSync(held.path))?.token === held.token) unlinkSync(held.path);
-      }, Date.now() + 60_000)
+      }, Date.now() + 60_000, held.background)
       .catch(() => undefined); // gone already (the folder was removed), or not removable now
   }
 

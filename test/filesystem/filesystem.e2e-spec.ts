@@ -1,7 +1,7 @@
 import { Controller, Get, Query, type INestApplication } from '@nestjs/common';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
@@ -53,6 +53,14 @@ class FilesController {
   }
 }
 
+/** Whether the lock (a symbolic link, which existsSync would follow) is gone, waiting up to 2 s for it. */
+async function lockGone(path: string): Promise<boolean> {
+  for (let waited = 0; lstatSync(path, { throwIfNoEntry: false }) && waited < 2000; waited += 10) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return !lstatSync(path, { throwIfNoEntry: false });
+}
+
 /** The lock of a session, held by process `pid` until `deadline`. */
 function lockFile(storeId: string, pid: number, deadline: number): string {
   const path = `${fileOf(storeId)}.lock`;
@@ -81,7 +89,8 @@ describe('filesystem store', () => {
     expect(bytes.readUInt32LE(0)).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + lifetime);
     expect(bytes[4] & 0xf0).toBe(0x80); // a msgpack map follows
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(existsSync(`${file}.lock`)).toBe(false); // the lock is gone once the write is done
+    // The lock is removed right after the answer (it does not delay it).
+    expect(await lockGone(`${file}.lock`)).toBe(true);
   });
 
   it('gives files the mode asked for, whatever the umask', async () => {
@@ -145,7 +154,8 @@ describe('filesystem store', () => {
       lockFile(`session:${sidOf(cookiePair(set))}`, await deadPid(), Date.now() + 60_000);
       await request(server).get('/put?key=after&value=1').set('Cookie', cookiePair(set)).expect(200);
       expect((await request(server).get('/all').set('Cookie', cookiePair(set))).body).toMatchObject({ before: '1', after: '1' });
-      expect(existsSync(`${fileOf(`session:${sidOf(cookiePair(set))}`)}.lock`)).toBe(false);
+      const lock = `${fileOf(`session:${sidOf(cookiePair(set))}`)}.lock`;
+      expect(await lockGone(lock)).toBe(true); // the dead process's lock was removed, and ours after the answer
     });
 
     it('takes over a lock whose holder is alive but 2 s past its deadline (it commits nothing any more)', async () => {
@@ -185,6 +195,34 @@ describe('filesystem store', () => {
     }
     // Each of a session's concurrent losers can lose once more to each other's retry; newcomers never make it lose again.
     expect(most).toBeLessThanOrEqual(writersPerSession + 1);
+  });
+
+  it('sweeps on its interval while the app runs, and stops when the app closes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nest-session-fs-stop-'));
+    try {
+      const sessions = new FileSystemSessionInterface({ cacheDir: dir, cleanupInterval: 1 });
+      const local = await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [FilesController] });
+      const expired = () => {
+        const header = Buffer.alloc(4);
+        header.writeUInt32LE(1);
+        const path = join(dir, createHash('sha256').update(`session:${Math.random()}`).digest('hex'));
+        writeFileSync(path, Buffer.concat([header, Buffer.from([0x80])]));
+        return path;
+      };
+      try {
+        await request(local.getHttpServer()).get('/put?key=a&value=1').expect(200); // the first store call starts the sweep
+        const first = expired();
+        for (let waited = 0; existsSync(first) && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+        expect(existsSync(first)).toBe(false);
+      } finally {
+        await local.close();
+      }
+      const second = expired();
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      expect(existsSync(second)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('recreates a removed folder: requests go on, the removed sessions are new ones', async () => {
