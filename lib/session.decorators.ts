@@ -3,6 +3,7 @@ import { graphqlRequest } from './graphql/graphql-request.js';
 import { stateOf, type RequestSessionState } from './request-state.js';
 import { SessionInterceptor } from './session.interceptor.js';
 import { SessionNotInitializedError } from './session.errors.js';
+import { findManager } from './session.manager.js';
 import { messageState } from './websocket/handshake.js';
 
 /** Nest's metadata key for `@UseInterceptors()` (`INTERCEPTORS_METADATA`), stable since Nest 5. */
@@ -41,8 +42,11 @@ function bindSessionInterceptor(target: object, key: string | symbol | undefined
  */
 export const Session = createParamDecorator(
   (key: string | undefined, context: ExecutionContext) => {
-    const session = openedBy(context).session!;
-    return key === undefined ? session : session.get(key);
+    const state = openedBy(context);
+    const session = state.session;
+    if (session) return key === undefined ? session : session.get(key);
+    // Still opening (a GraphQL field resolver's session, opened here): Nest awaits a parameter's promise.
+    return state.opening!.then((opened) => (key === undefined ? opened : opened.get(key)));
   },
   [bindSessionInterceptor],
 );
@@ -65,7 +69,11 @@ export function UseSession(): ClassDecorator & MethodDecorator {
   return UseInterceptors(SessionInterceptor);
 }
 
-/** The state the interceptor opened for this handler call (it ran before the parameters were resolved). */
+/**
+ * The state the interceptor opened for this handler call (it ran before the
+ * parameters were resolved); in GraphQL, the request's state, which may still
+ * be opening.
+ */
 function openedBy(context: ExecutionContext): RequestSessionState {
   let state: RequestSessionState | undefined;
   switch (context.getType<string>()) {
@@ -73,8 +81,12 @@ function openedBy(context: ExecutionContext): RequestSessionState {
       state = stateOf(context.getArgByIndex(0));
       break;
     case 'graphql': {
+      // A field resolver (@ResolveField) runs without interceptors unless GraphQLModule's
+      // `fieldResolverEnhancers` lists them: open the request's session here. The HTTP
+      // response's backstop saves it, as for every GraphQL request.
       const request = graphqlRequest(context.getArgByIndex(2));
-      state = request && stateOf(request);
+      state = request && (stateOf(request) ?? findManager(request)?.open(request));
+      if (state) return state;
       break;
     }
     case 'ws':
