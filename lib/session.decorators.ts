@@ -2,12 +2,15 @@ import { UseInterceptors, createParamDecorator, type ExecutionContext } from '@n
 import { graphqlRequest } from './graphql/graphql-request.js';
 import { stateOf, type RequestSessionState } from './request-state.js';
 import { SessionInterceptor } from './session.interceptor.js';
-import { SessionNotInitializedError } from './session.errors.js';
+import { SessionError, SessionNotInitializedError } from './session.errors.js';
 import { findManager } from './session.manager.js';
-import { messageState } from './websocket/handshake.js';
+import { handlerState } from './websocket/handshake.js';
 
 /** Nest's metadata key for `@UseInterceptors()` (`INTERCEPTORS_METADATA`), stable since Nest 5. */
 const INTERCEPTORS_METADATA = '__interceptors__';
+
+/** The gateway methods Nest calls directly with the socket (`OnGatewayConnection`, `OnGatewayDisconnect`, `OnGatewayInit`). */
+const GATEWAY_HOOKS = new Set<string | symbol>(['handleConnection', 'handleDisconnect', 'afterInit']);
 
 /**
  * Binds {@link SessionInterceptor} to the decorated method, once, whatever
@@ -17,6 +20,13 @@ const INTERCEPTORS_METADATA = '__interceptors__';
  */
 function bindSessionInterceptor(target: object, key: string | symbol | undefined): void {
   if (key === undefined) return;
+  if (GATEWAY_HOOKS.has(key)) {
+    // Nest calls these itself with its own arguments: the parameter would silently be the socket.
+    throw new SessionError(
+      `@Session() cannot be used in ${String(key)}(): Nest calls it directly, without parameter decorators. ` +
+        `Use \`const session = await getSession(client)\` there (read-only: nothing saves it), or @Session() in a @SubscribeMessage() handler.`,
+    );
+  }
   const method = (target as Record<string | symbol, object>)[key];
   const bound: unknown[] = Reflect.getMetadata(INTERCEPTORS_METADATA, method) ?? [];
   if (bound.includes(SessionInterceptor)) return;
@@ -90,7 +100,7 @@ function openedBy(context: ExecutionContext): RequestSessionState {
       break;
     }
     case 'ws':
-      state = messageState(context.getArgByIndex(0), context.getArgByIndex(1));
+      state = handlerState(context.getArgByIndex(0), context.getArgByIndex(1));
       break;
   }
   if (!state?.session) throw SessionNotInitializedError.create(`@Session() in a ${context.getType()} context that SessionInterceptor did not open`);
