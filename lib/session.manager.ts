@@ -225,6 +225,15 @@ export class SessionManager implements OnModuleInit, OnModuleDestroy {
   }
 }
 
+/**
+ * The manager of the application whose HTTP server is `server`, if it has
+ * one. Internal: `nest-session/testing` finds the application of a supertest
+ * agent through it.
+ */
+export function managerOfServer(server: unknown): SessionManager | undefined {
+  return server !== null && typeof server === 'object' ? (server as ManagerCarrier)[MANAGER] : undefined;
+}
+
 /** The manager of the application that `request` came to, found through the platform objects it is attached to. */
 export function findManager(request: object): SessionManager | undefined {
   const candidate = request as {
