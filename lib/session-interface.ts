@@ -14,6 +14,7 @@ import type { SessionApp } from './interfaces/session-module-options.interface.j
 import { SessionCookieRejectedError } from './session.errors.js';
 import { cookieAttributeChecks } from './session.options.js';
 import { NullSession } from './sessions/null.session.js';
+import type { SecretKey } from './signing/signer.js';
 import { IS_EMPTY, RAW_DATA, isPermanent, type SessionMixin } from './sessions/session-mixin.js';
 
 /**
@@ -185,6 +186,24 @@ export abstract class SessionInterface {
   protected sessionData(session: SessionMixin): ReadonlyMap<string, unknown> {
     return session[RAW_DATA]();
   }
+
+  /**
+   * The signer of `app`'s keys (`[...secretKeyFallbacks, secretKey]`: the
+   * current key last, as Flask), made once per configuration by `create`:
+   * keys are derived once, not per request. Both the signed cookie and a
+   * server-side signed sid get theirs here.
+   */
+  protected cachedSigner<T extends object>(app: SessionApp, create: (keys: SecretKey[]) => T): T {
+    let signer = this.signers.get(app.config) as T | undefined;
+    if (!signer) {
+      const { secretKey, secretKeyFallbacks } = app.config;
+      signer = create([...secretKeyFallbacks, secretKey!]);
+      this.signers.set(app.config, signer);
+    }
+    return signer;
+  }
+
+  private readonly signers = new WeakMap<SessionApp['config'], object>();
 
   /** Python's `not session`, without marking it accessed. */
   protected isSessionEmpty(session: SessionMixin): boolean {

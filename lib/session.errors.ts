@@ -25,8 +25,9 @@ export class SessionError extends HttpException {
 
 /** A `SessionModule` or store option is invalid. Raised at bootstrap, naming the option. */
 export class SessionConfigurationError extends SessionError {
-  static create(option: string, problem: string): SessionConfigurationError {
-    return new SessionConfigurationError(`Invalid SessionModule option "${option}": ${problem}`);
+  /** `owner`: whose option it is, e.g. `'RedisSessionInterface'`. */
+  static create(option: string, problem: string, owner = 'SessionModule'): SessionConfigurationError {
+    return new SessionConfigurationError(`Invalid ${owner} option "${option}": ${problem}`);
   }
 }
 

@@ -1,7 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ServerSideSessionInterface, type ServerSideSessionOptions } from '../server-side/server-side.session-interface.js';
+import { KeyedLock } from '../server-side/keyed-lock.js';
+import {
+  ServerSideSessionInterface,
+  type ServerSideSessionOptions,
+  type StoreCall,
+  type StoredRecord,
+  type SwapOutcome,
+} from '../server-side/server-side.session-interface.js';
 
 /** @publicApi */
 export interface FileSystemSessionOptions extends ServerSideSessionOptions {
@@ -30,15 +37,16 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface {
   readonly threshold: number;
   readonly mode: number;
   private ready?: Promise<unknown>;
+  private readonly lock = new KeyedLock();
 
   constructor(options: FileSystemSessionOptions) {
-    super(options);
+    super(options, ['cacheDir', 'threshold', 'mode']);
     this.cacheDir = options.cacheDir;
     this.threshold = options.threshold ?? 500;
     this.mode = options.mode ?? 0o600;
   }
 
-  protected async readRecord(storeId: string): Promise<Buffer | null> {
+  protected async readRecord(storeId: string, _call?: StoreCall): Promise<StoredRecord | null> {
     const file = this.fileOf(storeId);
     const bytes = await readFile(file).catch(ifMissing(null));
     if (!bytes || bytes.length < HEADER_BYTES) return null;
@@ -46,10 +54,25 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface {
       await rm(file, { force: true });
       return null;
     }
-    return bytes.subarray(HEADER_BYTES);
+    return { value: bytes.subarray(HEADER_BYTES) };
   }
 
-  protected async writeRecord(storeId: string, value: Buffer, ttlSeconds: number): Promise<void> {
+  // TODO(fs): in-process only; the rewrite adds a lock file.
+  protected swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
+    return this.lock.run(storeId, call.deadline, async () => {
+      const current = await this.readRecord(storeId);
+      const same = current === null ? expected === null : expected !== null && current.value.equals(expected.value);
+      if (!same) return { swapped: false, current };
+      await this.writeRecord(storeId, value, ttlSeconds);
+      return { swapped: true };
+    });
+  }
+
+  protected replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<void> {
+    return this.lock.run(storeId, call.deadline, () => this.writeRecord(storeId, value, ttlSeconds));
+  }
+
+  private async writeRecord(storeId: string, value: Buffer, ttlSeconds: number): Promise<void> {
     await (this.ready ??= mkdir(this.cacheDir, { recursive: true, mode: 0o700 }));
     const header = Buffer.alloc(HEADER_BYTES);
     header.writeUInt32LE(nowSeconds() + ttlSeconds);
@@ -59,11 +82,15 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface {
     await this.prune();
   }
 
-  protected async deleteRecord(storeId: string): Promise<void> {
-    await rm(this.fileOf(storeId), { force: true });
+  protected deleteRecord(storeId: string, call: StoreCall): Promise<void> {
+    return this.lock.run(storeId, call.deadline, () => rm(this.fileOf(storeId), { force: true }));
   }
 
-  protected async refreshRecord(storeId: string, ttlSeconds: number): Promise<void> {
+  protected refreshRecord(storeId: string, ttlSeconds: number, call: StoreCall): Promise<void> {
+    return this.lock.run(storeId, call.deadline, () => this.moveExpiry(storeId, ttlSeconds));
+  }
+
+  private async moveExpiry(storeId: string, ttlSeconds: number): Promise<void> {
     const handle = await open(this.fileOf(storeId), 'r+').catch(ifMissing(null));
     if (!handle) return;
     try {

@@ -1,5 +1,11 @@
 import type { Client } from 'memjs';
-import { ServerSideSessionInterface, type ServerSideSessionOptions } from '../server-side/server-side.session-interface.js';
+import {
+  ServerSideSessionInterface,
+  type ServerSideSessionOptions,
+  type StoreCall,
+  type StoredRecord,
+  type SwapOutcome,
+} from '../server-side/server-side.session-interface.js';
 
 /** @publicApi */
 export interface MemcachedSessionOptions extends ServerSideSessionOptions {
@@ -23,26 +29,34 @@ export class MemcachedSessionInterface extends ServerSideSessionInterface {
   readonly client: Client;
 
   constructor(options: MemcachedSessionOptions) {
-    super(options);
+    super(options, ['client']);
     this.client = options.client;
   }
 
-  protected async readRecord(storeId: string): Promise<Buffer | null> {
+  protected async readRecord(storeId: string, _call: StoreCall): Promise<StoredRecord | null> {
     const { value } = await this.client.get(storeId);
-    return value ?? null;
+    return value ? { value } : null;
   }
 
-  protected async writeRecord(storeId: string, value: Buffer, ttlSeconds: number): Promise<void> {
+  // TODO(cas): not atomic yet.
+  protected async swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
+    const current = await this.readRecord(storeId, call);
+    if ((current === null) !== (expected === null) || (current && expected && !current.value.equals(expected.value))) return { swapped: false, current };
+    await this.replaceRecord(storeId, value, ttlSeconds, call);
+    return { swapped: true };
+  }
+
+  protected async replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, _call: StoreCall): Promise<void> {
     if (!(await this.client.set(storeId, value, { expires: memcachedExpiry(ttlSeconds) }))) {
       throw new Error(`Memcached did not store ${storeId}`);
     }
   }
 
-  protected async deleteRecord(storeId: string): Promise<void> {
+  protected async deleteRecord(storeId: string, _call: StoreCall): Promise<void> {
     await this.client.delete(storeId);
   }
 
-  protected async refreshRecord(storeId: string, ttlSeconds: number): Promise<void> {
+  protected async refreshRecord(storeId: string, ttlSeconds: number, _call: StoreCall): Promise<void> {
     await this.client.touch(storeId, memcachedExpiry(ttlSeconds));
   }
 }

@@ -35,25 +35,19 @@ export class SecureCookieSessionInterface extends SessionInterface {
   /** The class of opened sessions. */
   sessionClass: new (data?: SessionData) => SessionMixin = SecureCookieSession;
 
-  /** One signing serializer per config: keys are derived once, not per request. */
-  private readonly signers = new WeakMap<SessionApp['config'], UrlSafeTimedSerializer>();
-
   /** `null` when no secret key is set: sessions are then {@link NullSession}s. */
   getSigningSerializer(app: SessionApp): UrlSafeTimedSerializer | null {
-    const { secretKey, secretKeyFallbacks } = app.config;
-    if (!secretKey) return null;
-    let signer = this.signers.get(app.config);
-    if (!signer) {
-      // Oldest first, the current key last: that is the one that signs.
-      signer = new UrlSafeTimedSerializer([...secretKeyFallbacks, secretKey], {
-        salt: this.salt,
-        digestMethod: this.digestMethod,
-        keyDerivation: this.keyDerivation,
-        serializer: this.serializer,
-      });
-      this.signers.set(app.config, signer);
-    }
-    return signer;
+    if (!app.config.secretKey) return null;
+    return this.cachedSigner(
+      app,
+      (keys) =>
+        new UrlSafeTimedSerializer(keys, {
+          salt: this.salt,
+          digestMethod: this.digestMethod,
+          keyDerivation: this.keyDerivation,
+          serializer: this.serializer,
+        }),
+    );
   }
 
   openSession(app: SessionApp, request: CookieReadableRequest): SessionMixin | null {

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import type { CookieReadableRequest, HeaderWritableResponse } from '../http/platform-seam.js';
 import type { SessionApp } from '../interfaces/session-module-options.interface.js';
 import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
 import { SessionConfigurationError, SessionStoreUnavailableError } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
-import { ServerSideSession } from '../sessions/server-side.session.js';
-import type { SessionMixin } from '../sessions/session-mixin.js';
+import { LOADED, STORE_SPENT, ServerSideSession } from '../sessions/server-side.session.js';
+import { CLEARED, type SessionMixin } from '../sessions/session-mixin.js';
 import { Signer } from '../signing/signer.js';
 
 /**
@@ -24,7 +25,12 @@ export interface ServerSideSessionOptions {
   sidLength?: number;
   /** How records are encoded. Default `'msgpack'` (`SESSION_SERIALIZATION_FORMAT`). */
   serializationFormat?: SerializationFormat;
-  /** Milliseconds a store call may take before the request gets a 503. Default `2000`. */
+  /**
+   * Milliseconds all the store work of one request may take (the read, the
+   * write, a `regenerate()`), after which it gets a 503 and nothing of it is
+   * stored: a write that reaches the store later is refused there, where the
+   * store can tell (see the README's "Reliability"). Default `2000`.
+   */
   storeTimeout?: number;
   /**
    * Seconds between two refreshes of an unchanged session's TTL (Redis
@@ -40,23 +46,71 @@ export interface ServerSideSessionOptions {
 
 /** Records this process wrote or refreshed recently, at most this many remembered (oldest forgotten first). */
 const REMEMBERED_REFRESHES = 10_000;
+/** A compare-and-set that keeps losing gives up here, if the budget has not run out first. */
+const MAX_SWAP_ATTEMPTS = 1000;
 
 const SID_ALPHABET = /^[A-Za-z0-9_-]+$/;
+const COMMON_OPTIONS = ['keyPrefix', 'useSigner', 'permanent', 'sidLength', 'serializationFormat', 'storeTimeout', 'refreshAfter'];
+
+/**
+ * A record as a store holds it. `version` is whatever the store compares a
+ * record by in {@link ServerSideSessionInterface.swapRecord} (Memcached's CAS
+ * token); stores that compare the bytes leave it out.
+ *
+ * @publicApi
+ */
+export interface StoredRecord {
+  readonly value: Buffer;
+  readonly version?: unknown;
+}
+
+/** What a compare-and-set did: written, or not, because the record is now `current` (null: gone). */
+export type SwapOutcome = { readonly swapped: true } | { readonly swapped: false; readonly current: StoredRecord | null };
+
+/**
+ * One store call's share of the request's budget. A store that can make a
+ * write refuse itself once `deadline` (ms since the epoch, this host's clock)
+ * has passed does so, so that a write the client was told failed (a 503)
+ * never lands later, however long it was held up (a paused server, a resent
+ * command).
+ *
+ * @publicApi
+ */
+export interface StoreCall {
+  readonly deadline: number;
+}
+
+/** Keys set and keys deleted by one request: what a write applies to the stored record. */
+interface SessionChange {
+  readonly set: ReadonlyMap<string, unknown>;
+  readonly deleted: readonly string[];
+}
 
 /**
  * Flask-Session's `ServerSideSessionInterface`: the cookie holds a random sid
  * (signed with `useSigner`), the data lives in a store under
  * `keyPrefix + sid` with a TTL of `permanentSessionLifetime`.
  *
- * A store is a small subclass that reads, writes, deletes and refreshes one
- * record; cookies, signing, flags, `Vary` and {@link regenerate} live here.
+ * A store is a small subclass with five primitives (read, compare-and-set,
+ * replace, delete, refresh one record); cookies, signing, flags, `Vary`,
+ * merging and {@link regenerate} live here.
  *
  * - A cookie whose sid is malformed or badly signed gives a fresh session
  *   without any store call; a sid the store does not know gives a fresh sid
  *   (a sid chosen by the client is never adopted).
- * - An unchanged session whose cookie is refreshed only has its TTL refreshed,
- *   at most once per `refreshAfter` seconds.
- * - A store call that fails or takes longer than `storeTimeout` gives a 503.
+ * - **No lost updates to distinct keys.** A request that changed some keys
+ *   applies only those (keys set, keys deleted; a nested change marked by
+ *   `modified` counts as that key set) to the record as it is now, with a
+ *   compare-and-set retried until it wins: two concurrent requests that set
+ *   different keys both keep theirs. Two that set the same key: the last
+ *   write wins. `clear()`, an emptied session (logout) and `regenerate()`
+ *   replace or delete the whole record and win; a concurrent write then
+ *   finds the record gone and does not bring it back.
+ * - An unchanged session whose cookie is refreshed only has its TTL
+ *   refreshed, at most once per `refreshAfter` seconds.
+ * - All the store work of a request shares one budget of `storeTimeout` ms;
+ *   past it, or on a store error, the request gets a 503
+ *   (`SessionStoreUnavailableError`).
  *
  * @publicApi
  */
@@ -71,37 +125,62 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
 
   /** Named in 503 messages and logs, e.g. `'Redis'`. */
   protected abstract readonly storeName: string;
-  /** The record's bytes, or `null` when the store does not have it (or it expired). */
-  protected abstract readRecord(storeId: string): Promise<Buffer | null>;
-  /** Creates or replaces the record, expiring after `ttlSeconds`. */
-  protected abstract writeRecord(storeId: string, value: Buffer, ttlSeconds: number): Promise<void>;
-  protected abstract deleteRecord(storeId: string): Promise<void>;
-  /** Moves the record's expiry to `ttlSeconds` from now without rewriting it. */
-  protected abstract refreshRecord(storeId: string, ttlSeconds: number): Promise<void>;
+  /** The record, or `null` when the store does not have it (or it expired). */
+  protected abstract readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null>;
+  /**
+   * Writes `value` (expiring after `ttlSeconds`) only if the record is still
+   * `expected` (for `null`: only if there is none), atomically; otherwise
+   * writes nothing and returns the record as it is now.
+   */
+  protected abstract swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome>;
+  /** Creates or replaces the record, whatever it holds, expiring after `ttlSeconds`. */
+  protected abstract replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<void>;
+  protected abstract deleteRecord(storeId: string, call: StoreCall): Promise<void>;
+  /** Moves the record's expiry to `ttlSeconds` from now without rewriting it; nothing when it is gone. */
+  protected abstract refreshRecord(storeId: string, ttlSeconds: number, call: StoreCall): Promise<void>;
 
-  private readonly signers = new WeakMap<SessionApp['config'], Signer>();
   /** When this process last wrote or refreshed a record (ms), by store id, oldest first. */
   private readonly storedAt = new Map<string, number>();
   private readonly sidCharacters: number;
 
-  constructor(options: ServerSideSessionOptions = {}) {
+  /**
+   * Checks every option at construction (so at bootstrap): an unknown name
+   * (`keyprefix`), a wrong type or range fails here, naming the option, and
+   * never later as a 503. `ownOptions` are the subclass's own option names.
+   */
+  constructor(options: ServerSideSessionOptions = {}, ownOptions: readonly string[] = []) {
     super();
-    this.keyPrefix = options.keyPrefix ?? 'session:';
-    this.useSigner = options.useSigner ?? false;
-    this.permanent = options.permanent ?? true;
-    this.sidLength = options.sidLength ?? 32;
-    this.storeTimeout = options.storeTimeout ?? 2000;
-    this.refreshAfter = options.refreshAfter ?? 60;
-    if (typeof this.refreshAfter !== 'number' || !(this.refreshAfter >= 0)) {
-      throw SessionConfigurationError.create('refreshAfter', `expected a number of seconds >= 0, got ${String(options.refreshAfter)}.`);
+    const owner = new.target.name;
+    const fail = (option: string, problem: string): never => {
+      throw SessionConfigurationError.create(option, problem, owner);
+    };
+    if (options === null || typeof options !== 'object') fail('(options)', `expected an object of options, got ${describe(options)}.`);
+    const known = [...COMMON_OPTIONS, ...ownOptions];
+    for (const key of Object.keys(options)) {
+      if (known.includes(key)) continue;
+      const like = known.find((name) => name.toLowerCase() === key.toLowerCase());
+      fail(key, like ? `unknown option; did you mean "${like}"?` : `unknown option; expected one of ${known.join(', ')}.`);
     }
-    if (!Number.isInteger(this.sidLength) || this.sidLength < 16) {
-      throw SessionConfigurationError.create('sidLength', `expected a whole number of bytes >= 16, got ${String(options.sidLength)}.`);
-    }
+    const text = (name: keyof ServerSideSessionOptions, fallback: string): string => {
+      const value = options[name] ?? fallback;
+      return typeof value === 'string' ? value : fail(name, `expected a string, got ${describe(value)}.`);
+    };
+    const flag = (name: keyof ServerSideSessionOptions, fallback: boolean): boolean => {
+      const value = options[name] ?? fallback;
+      return typeof value === 'boolean' ? value : fail(name, `expected true or false, got ${describe(value)}.`);
+    };
+    const number = (name: keyof ServerSideSessionOptions, fallback: number, valid: (n: number) => boolean, expected: string): number => {
+      const value = options[name] ?? fallback;
+      return typeof value === 'number' && valid(value) ? value : fail(name, `expected ${expected}, got ${describe(value)}.`);
+    };
+    this.keyPrefix = text('keyPrefix', 'session:');
+    this.useSigner = flag('useSigner', false);
+    this.permanent = flag('permanent', true);
+    this.sidLength = number('sidLength', 32, (n) => Number.isInteger(n) && n >= 16 && n <= 512, 'a whole number of bytes from 16 to 512');
+    this.storeTimeout = number('storeTimeout', 2000, (n) => Number.isFinite(n) && n > 0, 'a number of milliseconds > 0');
+    this.refreshAfter = number('refreshAfter', 60, (n) => Number.isFinite(n) && n >= 0, 'a number of seconds >= 0');
     const format = options.serializationFormat ?? 'msgpack';
-    if (format !== 'msgpack' && format !== 'json') {
-      throw SessionConfigurationError.create('serializationFormat', `expected 'msgpack' or 'json', got ${JSON.stringify(format)}.`);
-    }
+    if (format !== 'msgpack' && format !== 'json') fail('serializationFormat', `expected 'msgpack' or 'json', got ${describe(format)}.`);
     this.serializer = new StoreSerializer(format);
     this.sidCharacters = Math.ceil((this.sidLength * 4) / 3);
   }
@@ -116,48 +195,50 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     const cookie = this.getRequestCookie(app, request);
     const sid = cookie ? this.sidFromCookie(app, cookie) : undefined;
     if (!sid) return this.freshSession();
-    const bytes = await this.callStore(() => this.readRecord(this.keyPrefix + sid));
-    if (!bytes) return this.freshSession();
-    try {
-      return new ServerSideSession(this.serializer.loads(bytes), sid);
-    } catch (error) {
-      this.logger.warn(`Ignoring the unreadable session record ${this.keyPrefix + sid}: ${(error as Error).message}`);
-      return this.freshSession();
-    }
+    const spent = { ms: 0 };
+    const record = await this.callStore(spent, (call) => this.readRecord(this.keyPrefix + sid, call));
+    const session = (record && this.sessionFrom(record, sid)) || this.freshSession();
+    session[STORE_SPENT] = spent.ms;
+    return session;
   }
 
   async saveSession(app: SessionApp, session: SessionMixin, response: HeaderWritableResponse | undefined): Promise<void> {
-    const { sid } = session as ServerSideSession;
-    const storeId = this.keyPrefix + sid;
+    const serverSide = session as ServerSideSession;
+    const storeId = this.keyPrefix + serverSide.sid;
     let vary = session.accessed;
     if (this.isSessionEmpty(session)) {
       if (session.modified) {
         // The cookie first, synchronously: a streamed response's headers are about to go out.
         this.deleteSessionCookie(app, response);
         this.addVaryCookie(response);
-        if (!session.new) await this.deleteStored(storeId);
+        if (!session.new) await this.deleteStored(serverSide, storeId);
       } else if (vary) {
         this.addVaryCookie(response);
       }
       return;
     }
     const lifetime = Math.max(1, app.config.permanentSessionLifetime);
-    // Serialize first: a value that cannot be stored leaves the record and the response as they were.
-    const bytes = session.modified ? this.serializer.dumps(Object.fromEntries(this.sessionData(session))) : undefined;
+    // Serialized first: a value that cannot be stored leaves the record and the response as they were.
+    const write = session.modified ? this.planWrite(serverSide) : undefined;
     // The cookie before the store call, synchronously: a streamed response (res.write) sends its
     // headers right after this call returns, and the cookie must be in them. Taken back if the store fails.
     let cookieSet = false;
     if (this.shouldSetCookie(app, session)) {
-      cookieSet = this.setSessionCookie(app, session, response, this.useSigner ? this.signer(app).sign(sid) : sid);
+      cookieSet = this.setSessionCookie(app, session, response, this.useSigner ? this.signer(app).sign(serverSide.sid) : serverSide.sid);
       vary = true;
     }
     if (vary) this.addVaryCookie(response);
     try {
-      if (bytes) {
-        await this.callStore(() => this.writeRecord(storeId, bytes, lifetime));
+      if (write) {
+        if (!(await this.applyWrite(serverSide, storeId, write, lifetime))) {
+          // The record was deleted meanwhile (a logout, a regenerate): that wins, nothing is brought back.
+          if (cookieSet) this.unsetSessionCookie(app, response);
+          this.logger.debug?.(`Not saving ${storeId}: it was deleted by a concurrent request.`);
+          return;
+        }
         this.noteStored(storeId);
       } else if (app.config.refreshEachRequest && !session.new && this.isRefreshDue(storeId)) {
-        await this.callStore(() => this.refreshRecord(storeId, lifetime));
+        await this.storeWork(serverSide, (call) => this.refreshRecord(storeId, lifetime, call));
         this.noteStored(storeId);
       }
     } catch (error) {
@@ -183,8 +264,9 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
    */
   override async regenerate(session: SessionMixin): Promise<void> {
     const serverSide = session as ServerSideSession;
-    if (!session.new) await this.deleteStored(this.keyPrefix + serverSide.sid);
+    if (!session.new) await this.deleteStored(serverSide, this.keyPrefix + serverSide.sid);
     serverSide.replaceSid(this.generateSid());
+    serverSide[LOADED] = null;
     session.new = true;
     session.modified = true;
   }
@@ -193,9 +275,89 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     return randomBytes(this.sidLength).toString('base64url');
   }
 
-  private async deleteStored(storeId: string): Promise<void> {
+  /**
+   * What saving a changed session writes: the whole record when it is new,
+   * was cleared or regenerated (it replaces whatever is stored), else the
+   * keys it changed against the record it was opened from. Serializes the
+   * whole session first, so a value that cannot be stored fails here.
+   */
+  private planWrite(session: ServerSideSession): { bytes: Buffer; change?: SessionChange } {
+    const data = Object.fromEntries(this.sessionData(session));
+    const bytes = this.serializer.dumps(data);
+    const loaded = session[LOADED];
+    if (!loaded || session.new || session[CLEARED]) return { bytes };
+    const before = this.decode(loaded);
+    if (!before) return { bytes };
+    const set = new Map<string, unknown>();
+    for (const key of Object.keys(data)) {
+      if (!Object.hasOwn(before, key) || !isDeepStrictEqual(before[key], data[key])) set.set(key, data[key]);
+    }
+    const deleted = Object.keys(before).filter((key) => !Object.hasOwn(data, key));
+    return { bytes, change: { set, deleted } };
+  }
+
+  /**
+   * Writes a planned change: a replace in one call, a change by
+   * compare-and-set against the record the session was opened from, then
+   * against whatever the store answers is there now, until it wins or the
+   * budget runs out. False when the record is gone meanwhile.
+   */
+  private async applyWrite(session: ServerSideSession, storeId: string, write: { bytes: Buffer; change?: SessionChange }, ttl: number): Promise<boolean> {
+    const { change } = write;
+    if (!change) {
+      await this.storeWork(session, (call) => this.replaceRecord(storeId, write.bytes, ttl, call));
+      return true;
+    }
+    if (change.set.size === 0 && change.deleted.length === 0) {
+      await this.storeWork(session, (call) => this.refreshRecord(storeId, ttl, call));
+      return true;
+    }
+    let expected = session[LOADED];
+    let bytes = write.bytes;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.storeWork(session, (call) => this.swapRecord(storeId, expected, bytes, ttl, call));
+      if (outcome.swapped) return true;
+      if (outcome.current === null) return false;
+      if (attempt >= MAX_SWAP_ATTEMPTS) {
+        throw new SessionStoreUnavailableError(this.storeName, `${storeId} kept changing under ${attempt} compare-and-set attempts`);
+      }
+      expected = outcome.current;
+      const now = this.decode(outcome.current);
+      bytes = now ? this.serializer.dumps(applyChange(now, change)) : write.bytes;
+    }
+  }
+
+  private sessionFrom(record: StoredRecord, sid: string): ServerSideSession | undefined {
+    const data = this.decode(record);
+    if (!data) return undefined;
+    const session = new ServerSideSession(data, sid);
+    session[LOADED] = record;
+    return session;
+  }
+
+  /** The record's data, or undefined (logged) when no format reads it. */
+  private decode(record: StoredRecord): Record<string, unknown> | undefined {
+    try {
+      return this.serializer.loads(record.value);
+    } catch (error) {
+      this.logger.warn(`Ignoring an unreadable session record: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  private async deleteStored(session: ServerSideSession, storeId: string): Promise<void> {
     this.storedAt.delete(storeId);
-    await this.callStore(() => this.deleteRecord(storeId));
+    await this.storeWork(session, (call) => this.deleteRecord(storeId, call));
+  }
+
+  /** One store call of `session`'s request, within what is left of its budget, the time it takes counted against it. */
+  private async storeWork<T>(session: ServerSideSession, run: (call: StoreCall) => Promise<T>): Promise<T> {
+    const spent = { ms: session[STORE_SPENT] };
+    try {
+      return await this.callStore(spent, run);
+    } finally {
+      session[STORE_SPENT] = spent.ms;
+    }
   }
 
   private isRefreshDue(storeId: string): boolean {
@@ -216,11 +378,17 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   }
 
   /**
-   * Runs one store call within `storeTimeout`; a failure becomes a 503 and is
-   * logged with the store's name. One promise and one timer per call (no
-   * `Promise.race`): this runs once or twice on every request.
+   * Runs one store call within what is left of the request's budget: the
+   * budget is the time spent in store calls (`spent.ms`, updated here), not
+   * the request's wall-clock time, so a slow handler between the read and the
+   * write costs nothing. A failure, or the budget running out, becomes a 503
+   * (`SessionStoreUnavailableError`, naming the store and the cause). One
+   * promise and one timer per call (no `Promise.race`): this runs once or
+   * twice on every request.
    */
-  protected callStore<T>(call: () => Promise<T>): Promise<T> {
+  protected callStore<T>(spent: { ms: number }, run: (call: StoreCall) => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    const deadline = startedAt + this.storeTimeout - spent.ms;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       /** True for the first outcome only: the answer, the error or the timeout. */
@@ -228,16 +396,20 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
         if (settled) return false;
         settled = true;
         clearTimeout(timer);
+        spent.ms += Date.now() - startedAt;
         return true;
       };
       const fail = (error: unknown) => {
         if (!settle()) return;
-        reject(new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error)));
+        reject(error instanceof SessionStoreUnavailableError ? error : new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error)));
       };
-      const timer = setTimeout(() => fail(new Error(`no answer within ${this.storeTimeout} ms`)), this.storeTimeout);
+      const budget = `the request's store budget of ${this.storeTimeout} ms (storeTimeout) ran out`;
+      const left = deadline - Date.now();
+      if (left <= 0) return fail(new Error(budget));
+      const timer = setTimeout(() => fail(new Error(budget)), left);
       let pending: Promise<T>;
       try {
-        pending = call();
+        pending = run({ deadline });
       } catch (error) {
         fail(error);
         return;
@@ -260,13 +432,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
 
   /** Flask-Session's signer (salt `'flask-session'`, `'hmac'`); unlike Flask-Session, fallback keys verify too. */
   private signer(app: SessionApp): Signer {
-    let signer = this.signers.get(app.config);
-    if (!signer) {
-      const { secretKey, secretKeyFallbacks } = app.config;
-      signer = new Signer([...secretKeyFallbacks, secretKey!], { salt: 'flask-session', keyDerivation: 'hmac' });
-      this.signers.set(app.config, signer);
-    }
-    return signer;
+    return this.cachedSigner(app, (keys) => new Signer(keys, { salt: 'flask-session', keyDerivation: 'hmac' }));
   }
 
   private freshSession(): ServerSideSession {
@@ -274,4 +440,26 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     session.new = true;
     return session;
   }
+}
+
+/** `record` with the keys of `change` set and deleted. */
+function applyChange(record: Record<string, unknown>, change: SessionChange): Record<string, unknown> {
+  const next: Record<string, unknown> = {};
+  for (const key of Object.keys(record)) {
+    if (!change.deleted.includes(key)) defineEntry(next, key, record[key]);
+  }
+  for (const [key, value] of change.set) defineEntry(next, key, value);
+  return next;
+}
+
+/** `record[key] = value`, where a "__proto__" key is data, not the prototype. */
+function defineEntry(record: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
+  return `${typeof value} ${String(value)}`;
 }

@@ -17,23 +17,23 @@ export class NullSession<T extends SessionData = SessionData> extends SessionMix
     return super.permanent;
   }
 
-  override set(): this {
+  override set<K extends keyof T & string>(_key: K, _value: T[K]): this {
     throw new NullSessionError();
   }
 
-  override delete(): boolean {
+  override delete(_key: keyof T & string): boolean {
     throw new NullSessionError();
   }
 
-  override pop(): never {
+  override pop<K extends keyof T & string>(_key: K, _fallback?: T[K]): never {
     throw new NullSessionError();
   }
 
-  override setDefault(): never {
+  override setDefault<K extends keyof T & string>(_key: K, _value: NonNullable<T[K]>): never {
     throw new NullSessionError();
   }
 
-  override update(): this {
+  override update(_values: Partial<T> | Iterable<readonly [string, unknown]>): this {
     throw new NullSessionError();
   }
 

@@ -1,5 +1,10 @@
 import { IS_EMPTY, PERMANENT_KEY, SessionMixin, type SessionData } from './session-mixin.js';
 
+/** The record as the store gave it when the session was opened: what a change is merged against. Internal. */
+export const LOADED = Symbol('nest-session.loaded');
+/** How much of its store budget (`storeTimeout`, ms) the request has spent in store calls so far. Internal. */
+export const STORE_SPENT = Symbol('nest-session.storeSpent');
+
 /**
  * The session of a server-side interface: the data lives in a store under
  * `keyPrefix + sid`, the cookie carries only the `sid`. Flask-Session's
@@ -8,6 +13,8 @@ import { IS_EMPTY, PERMANENT_KEY, SessionMixin, type SessionData } from './sessi
  * @publicApi
  */
 export class ServerSideSession<T extends SessionData = SessionData> extends SessionMixin<T> {
+  [LOADED]: { readonly value: Buffer; readonly version?: unknown } | null = null;
+  [STORE_SPENT] = 0;
   private currentSid: string;
 
   constructor(data: Partial<T> | undefined, sid: string, permanent?: boolean) {
