@@ -35,7 +35,8 @@ const SSE_METADATA = '__sse__';
  * - GraphQL: opens the session of the HTTP request; it is saved once, when
  *   the HTTP response is sent, however many resolvers used it.
  * - WebSocket messages: each message opens the session afresh from the
- *   handshake's cookie and stores it when its handler completes.
+ *   handshake's cookie and stores what its handler wrote before each reply
+ *   reaches the client, and when the handler completes.
  *
  * @publicApi
  */
