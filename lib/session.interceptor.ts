@@ -14,8 +14,28 @@ import { SessionError, SessionNotInitializedError } from './session.errors.js';
 import { SessionManager } from './session.manager.js';
 import { forgetHandlerState, setHandlerState } from './websocket/handshake.js';
 
-/** Nest's metadata key for `@Sse()` (`SSE_METADATA`). */
+/** Nest's metadata keys for `@Sse()` (`SSE_METADATA`) and for route parameters (`ROUTE_ARGS_METADATA`). */
 const SSE_METADATA = '__sse__';
+const ROUTE_ARGS_METADATA = '__routeArguments__';
+/** `RouteParamtypes.RESPONSE` and `.NEXT`: a handler with `@Res()` or `@Next()` may write the response itself. */
+const WRITES_ITSELF = /^[12]:/;
+
+/**
+ * Whether a handler may write Fastify's raw response itself (`@Sse()`, or
+ * `@Res()`/`@Next()` with `reply.raw.write()`), out of the reach of Fastify's
+ * hooks. Read once per handler.
+ */
+const writesRawByHandler = new WeakMap<object, boolean>();
+function writesRaw(context: ExecutionContext): boolean {
+  const handler = context.getHandler();
+  let writes = writesRawByHandler.get(handler);
+  if (writes === undefined) {
+    const params: object = Reflect.getMetadata(ROUTE_ARGS_METADATA, context.getClass(), handler.name) ?? {};
+    writes = Boolean(Reflect.getMetadata(SSE_METADATA, handler)) || Object.keys(params).some((key) => WRITES_ITSELF.test(key));
+    writesRawByHandler.set(handler, writes);
+  }
+  return writes;
+}
 
 /**
  * Opens the session before the handler and saves it on the handler's way out:
@@ -73,8 +93,9 @@ export class SessionInterceptor implements NestInterceptor {
     state.intercepted = true;
     const save = () => this.manager.save(state, response);
     // @Sse() on Fastify writes reply.raw, which Fastify's onSend never sees, and sends the headers
-    // before the first event: that response's own writeHead saves first.
-    if (response?.raw && Reflect.getMetadata(SSE_METADATA, context.getHandler())) {
+    // before the first event; a handler with @Res() may write reply.raw too: that response's own
+    // writeHead saves first.
+    if (response?.raw && writesRaw(context)) {
       saveBeforeRawHeaders(state, response, (opened, raw) => this.manager.save(opened, raw));
     }
     return saveOnTheWayOut(state, next, 'first-value', save, this.logger);

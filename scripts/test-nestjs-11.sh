@@ -9,6 +9,8 @@ git -C "$root" ls-files -z | (cd "$root" && xargs -0 cp --parents -t "$work")
 cd "$work"
 npm install --no-audit --no-fund
 npm install --no-audit --no-fund --no-save \
-  @nestjs/common@^11 @nestjs/core@^11 @nestjs/platform-express@^11 @nestjs/testing@^11
+  @nestjs/common@^11 @nestjs/core@^11 @nestjs/platform-express@^11 @nestjs/platform-fastify@^11 @nestjs/testing@^11 \
+  @nestjs/websockets@^11 @nestjs/platform-socket.io@^11 @nestjs/platform-ws@^11 \
+  @nestjs/graphql@^13 @nestjs/apollo@^13 @nestjs/mercurius@^13
 node -e "console.log('NestJS', require('@nestjs/core/package.json').version)"
 npm test

@@ -6,7 +6,7 @@ import { StoreSerializer, type SerializationFormat } from '../serializers/store-
 import { SessionConfigurationError, SessionStoreUnavailableError } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
 import { LOADED, STORE_SPENT, ServerSideSession } from '../sessions/server-side.session.js';
-import { CLEARED, type SessionMixin } from '../sessions/session-mixin.js';
+import { CLEARED, isPermanent, type SessionMixin } from '../sessions/session-mixin.js';
 import { Signer } from '../signing/signer.js';
 
 /**
@@ -42,6 +42,18 @@ export interface ServerSideSessionOptions {
    * as Flask-Session does (which rewrites the whole record). Default `60`.
    */
   refreshAfter?: number;
+  /**
+   * Seconds a session that is not permanent (a browser-session cookie) is
+   * kept in the store after its last use. Flask-Session keeps every record
+   * for `permanentSessionLifetime` (31 days), so a route that writes the
+   * session for anonymous visitors leaves a record per visitor for a month;
+   * with `permanent: false` and, say, `nonPermanentLifetime: 3600`, an
+   * abandoned anonymous session is gone an hour after its last request (each
+   * use moves it, at most once per `refreshAfter`). A permanent session (a
+   * login with `session.permanent = true`) keeps `permanentSessionLifetime`.
+   * Default: `permanentSessionLifetime`, as Flask-Session.
+   */
+  nonPermanentLifetime?: number;
 }
 
 /** Records this process wrote or refreshed recently, at most this many remembered (oldest forgotten first). */
@@ -50,7 +62,7 @@ const REMEMBERED_REFRESHES = 10_000;
 const MAX_SWAP_ATTEMPTS = 1000;
 
 const SID_ALPHABET = /^[A-Za-z0-9_-]+$/;
-const COMMON_OPTIONS = ['keyPrefix', 'useSigner', 'permanent', 'sidLength', 'serializationFormat', 'storeTimeout', 'refreshAfter'];
+const COMMON_OPTIONS = ['keyPrefix', 'useSigner', 'permanent', 'sidLength', 'serializationFormat', 'storeTimeout', 'refreshAfter', 'nonPermanentLifetime'];
 
 /**
  * A record as a store holds it. `version` is whatever the store compares a
@@ -121,6 +133,8 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   readonly sidLength: number;
   readonly storeTimeout: number;
   readonly refreshAfter: number;
+  /** Undefined: `permanentSessionLifetime`, as Flask-Session. */
+  readonly nonPermanentLifetime: number | undefined;
   readonly serializer: StoreSerializer;
 
   /** Named in 503 messages and logs, e.g. `'Redis'`. */
@@ -179,6 +193,10 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     this.sidLength = number('sidLength', 32, (n) => Number.isInteger(n) && n >= 16 && n <= 512, 'a whole number of bytes from 16 to 512');
     this.storeTimeout = number('storeTimeout', 2000, (n) => Number.isFinite(n) && n > 0, 'a number of milliseconds > 0');
     this.refreshAfter = number('refreshAfter', 60, (n) => Number.isFinite(n) && n >= 0, 'a number of seconds >= 0');
+    this.nonPermanentLifetime =
+      options.nonPermanentLifetime === undefined
+        ? undefined
+        : number('nonPermanentLifetime', 0, (n) => Number.isInteger(n) && n >= 1, 'a whole number of seconds >= 1');
     const format = options.serializationFormat ?? 'msgpack';
     if (format !== 'msgpack' && format !== 'json') fail('serializationFormat', `expected 'msgpack' or 'json', got ${describe(format)}.`);
     this.serializer = new StoreSerializer(format);
@@ -217,7 +235,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       }
       return;
     }
-    const lifetime = Math.max(1, app.config.permanentSessionLifetime);
+    const lifetime = this.storeLifetime(app, session);
     // Serialized first: a value that cannot be stored leaves the record and the response as they were.
     const write = session.modified ? this.planWrite(serverSide) : undefined;
     // The cookie before the store call, synchronously: a streamed response (res.write) sends its
@@ -245,6 +263,12 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       if (cookieSet) this.unsetSessionCookie(app, response);
       throw error;
     }
+  }
+
+  /** Seconds the record is kept after this request: see `nonPermanentLifetime`. */
+  private storeLifetime(app: SessionApp, session: SessionMixin): number {
+    const lifetime = Math.max(1, app.config.permanentSessionLifetime);
+    return this.nonPermanentLifetime === undefined || isPermanent(session) ? lifetime : Math.min(lifetime, this.nonPermanentLifetime);
   }
 
   /** A stored session can be written from a WebSocket message (its cookie already points at it); a new one cannot. */
