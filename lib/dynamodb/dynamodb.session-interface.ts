@@ -6,6 +6,7 @@ import {
   type StoredRecord,
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
+import { SwapQueue } from '../server-side/swap-queue.js';
 import { SessionConfigurationError } from '../session.errors.js';
 
 /** @publicApi */
@@ -112,6 +113,7 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
   private sdk?: Promise<Sdk>;
   /** The table set up (createTable), once; cleared on failure so that a later request tries again. */
   private tableReady?: Promise<void>;
+  private readonly swaps = new SwapQueue();
 
   constructor(options: DynamoDBSessionOptions) {
     super(options, ['client', 'tableName', 'createTable']);
@@ -137,7 +139,12 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
     return liveRecord(Item);
   }
 
-  protected async swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
+  protected swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
+    return this.swaps.run(storeId, expected, value, call, () => this.conditionalWrite(storeId, expected, value, ttlSeconds, call));
+  }
+
+  /** The compare-and-set itself: UpdateItem on `val` as expected, or PutItem only if absent. */
+  private async conditionalWrite(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
     for (let attempt = 1; ; attempt++) {
       try {
         if (expected) {

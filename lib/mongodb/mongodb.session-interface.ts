@@ -6,6 +6,7 @@ import {
   type StoredRecord,
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
+import { SwapQueue } from '../server-side/swap-queue.js';
 import { SessionConfigurationError } from '../session.errors.js';
 
 /** @publicApi */
@@ -100,6 +101,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
   private probing = false;
   private setUp?: Promise<void>;
   private setUpFailure?: { error: Error; at: number };
+  private readonly swaps = new SwapQueue();
 
   constructor(options: MongoDBSessionOptions) {
     super(options, ['client', 'db', 'collection']);
@@ -132,7 +134,12 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
     return liveRecord(await this.find(storeId));
   }
 
-  protected async swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
+  protected swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
+    return this.swaps.run(storeId, expected, value, call, () => this.conditionalWrite(storeId, expected, value, ttlSeconds, call));
+  }
+
+  /** The compare-and-set itself: a filtered updateOne on `val` as expected, or an upsert only if absent. */
+  private async conditionalWrite(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
     if (!expected) return this.insertIfAbsent(storeId, value, ttlSeconds, call);
     for (let attempt = 0; ; attempt++) {
       await this.ready(call);

@@ -388,6 +388,8 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   protected callStore<T>(deadline: number, run: (call: StoreCall) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
+      // Declared before settle() can run: a budget already spent fails before the timer is set.
+      let timer: NodeJS.Timeout | undefined;
       /** True for the first outcome only: the answer, the error or the timeout. */
       const settle = (): boolean => {
         if (settled) return false;
@@ -402,7 +404,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       const budget = `the request's store budget of ${this.storeTimeout} ms (storeTimeout) ran out`;
       const left = deadline - Date.now();
       if (left <= 0) return fail(new Error(budget));
-      const timer = setTimeout(() => fail(new Error(budget)), left);
+      timer = setTimeout(() => fail(new Error(budget)), left);
       let pending: Promise<T>;
       try {
         pending = run({ deadline });
