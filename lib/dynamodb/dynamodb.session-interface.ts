@@ -114,6 +114,8 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
   /** The table set up (createTable), once; cleared on failure so that a later request tries again. */
   private tableReady?: Promise<void>;
   private readonly swaps = new SwapQueue();
+  /** A write is not sent with less of the budget left than this: it could not be answered in time, yet DynamoDB would apply it. */
+  private readonly margin: number;
 
   constructor(options: DynamoDBSessionOptions) {
     super(options, ['client', 'tableName', 'createTable']);
@@ -132,10 +134,12 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
     this.client = options.client;
     this.tableName = tableName;
     this.createTable = createTable;
+    this.margin = Math.min(100, Math.max(5, this.storeTimeout / 10));
   }
 
   protected async readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null> {
-    const { Item } = (await this.send(call, (sdk) => new sdk.GetItemCommand({ TableName: this.tableName, Key: this.key(storeId), ConsistentRead: true }))) as { Item?: Item };
+    const read = (sdk: Sdk) => new sdk.GetItemCommand({ TableName: this.tableName, Key: this.key(storeId), ConsistentRead: true });
+    const { Item } = (await this.send(call, read, 'read')) as { Item?: Item };
     return liveRecord(Item);
   }
 
@@ -223,14 +227,18 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
    * Sends one command within the request's budget: the table first if asked
    * (`createTable`), then the command with an `AbortSignal` that fires at the
    * deadline (the SDK then sends no further attempt and waits out no back-off),
-   * failing at once on a refused connection.
+   * failing at once on a refused connection. A write is not sent at all
+   * within {@link margin} of the deadline.
    */
-  private async send(call: StoreCall, build: (sdk: Sdk) => SendableCommand): Promise<unknown> {
+  private async send(call: StoreCall, build: (sdk: Sdk) => SendableCommand, kind: 'read' | 'write' = 'write'): Promise<unknown> {
     const sdk = await this.loadSdk();
     if (this.createTable) await (this.tableReady ??= this.setUpTable(sdk));
     const left = call.deadline - Date.now();
-    // The request was already answered (a 503): nothing may be sent for it now.
+    // The request was already answered (a 503), or soon will be: nothing may be sent for it now.
     if (left <= 0) throw new Error("the request's store budget ran out before the command was sent");
+    if (kind === 'write' && left <= this.margin) {
+      throw new Error(`only ${left} ms of the request's store budget were left, too little to send a write (it would be answered late but applied)`);
+    }
     const command = build(sdk);
     command.middlewareStack.add(FAIL_FAST_ON_REFUSAL.middleware, FAIL_FAST_ON_REFUSAL.options);
     const controller = new AbortController();

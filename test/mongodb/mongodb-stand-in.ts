@@ -168,6 +168,12 @@ export class MongoStandInServer {
     collection.documents.push(stored);
   }
 
+  /** Deletes the documents of `namespace` whose `field` is `value`, as another client would. */
+  removeRaw(namespace: string, field: string, value: unknown): void {
+    const collection = this.collectionData(namespace);
+    collection.documents = collection.documents.filter((document) => !bsonEquals(document[field], roundTrip({ v: value }).v));
+  }
+
   /** Runs the TTL monitor's pass now. */
   removeExpired(): void {
     const now = this.now().getTime();
