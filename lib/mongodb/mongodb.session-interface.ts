@@ -192,7 +192,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
    * `val` and `expiration` only while `$$NOW` is within the deadline (and,
    * unless `replace`, only over a document that is not live); otherwise it
    * keeps the document as it is. The document it returns tells which: our
-   * expiry, to the millisecond, means written. True when written, else the
+   * bytes with our expiry, to the millisecond, mean written. True when written, else the
    * live record that stopped it (for "only if absent").
    */
   private async upsert(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall, replace: boolean): Promise<true | StoredRecord | null> {
@@ -214,8 +214,9 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
         ],
         { upsert: true, returnDocument: 'after', projection: { _id: 0, val: 1, expiration: 1 } },
       );
-      if (after?.expiration instanceof Date && after.expiration.getTime() === expiration.getTime()) return true;
       const current = liveRecord(after);
+      // Our bytes and our expiry (to the millisecond): written, by this call or one identical to it.
+      if (current?.value.equals(value) && after?.expiration instanceof Date && after.expiration.getTime() === expiration.getTime()) return true;
       if (!replace && current) return current;
       await this.refusedAsLate(call, attempt);
     }

@@ -72,6 +72,8 @@ export interface StandInOptions {
   clockOffsetMs?: number;
   /** How often the TTL monitor runs. Default 60 000 (MongoDB's ttlMonitorSleepSecs). */
   ttlMonitorIntervalMs?: number;
+  /** How long an operation takes before it runs (a network round trip), so that some are in flight when the server is paused. Default 0. */
+  latencyMs?: number;
 }
 
 export interface StandInClientOptions {
@@ -85,6 +87,7 @@ export interface StandInClientOptions {
 export class MongoStandInServer {
   readonly address = '127.0.0.1:27017';
   clockOffsetMs: number;
+  private readonly latencyMs: number;
   private readonly data = new Map<string, CollectionData>();
   private state: 'up' | 'paused' | 'down' = 'up';
   private held: Array<{ go(): void; fail(error: Error): void }> = [];
@@ -95,6 +98,7 @@ export class MongoStandInServer {
 
   constructor(options: StandInOptions = {}) {
     this.clockOffsetMs = options.clockOffsetMs ?? 0;
+    this.latencyMs = options.latencyMs ?? 0;
     this.ttlMonitor = setInterval(() => this.removeExpired(), options.ttlMonitorIntervalMs ?? 60_000);
     this.ttlMonitor.unref();
   }
@@ -193,7 +197,7 @@ export class MongoStandInServer {
     return new Promise<T>((resolve, reject) => {
       const go = () => {
         // A round trip later, as over a socket.
-        setImmediate(() => {
+        this.later(() => {
           if (this.state === 'down') return reject(new MongoNetworkError(`connection to ${this.address} closed`));
           this.operations.push(name);
           try {
@@ -203,9 +207,16 @@ export class MongoStandInServer {
           }
         });
       };
-      if (this.state === 'paused') this.held.push({ go, fail: reject });
-      else go();
+      const send = () => (this.state === 'paused' ? this.held.push({ go, fail: reject }) : go());
+      // The operation travels to the server first: one sent just before a pause arrives while it is stopped.
+      if (this.latencyMs > 0) setTimeout(send, this.latencyMs / 2);
+      else send();
     });
+  }
+
+  private later(run: () => void): void {
+    if (this.latencyMs > 0) setTimeout(run, this.latencyMs / 2);
+    else setImmediate(run);
   }
 
   /** @internal */
