@@ -95,8 +95,9 @@ describe("the server's clock (stand-in only: its clock can be set)", () => {
 });
 
 describe('store calls per request (stand-in only: it counts them)', () => {
-  test('a new session is one upsert, a change one read and one filtered update, a logout one read and one delete: nothing is select-then-insert', async () => {
-    const counted = new MongoStandInServer();
+  test('a new session is one upsert, a change one read and one filtered update; concurrent changes of one session cost about one update each: nothing is select-then-insert', async () => {
+    // 4 ms per operation, so that concurrent requests overlap as over a network.
+    const counted = new MongoStandInServer({ latencyMs: 4 });
     const app = await createApp({ imports: [SessionModule.forRoot({ interface: new MongoDBSessionInterface({ client: client(counted) }), secretKey: 'k' })], controllers: [ValueController] });
     try {
       const calls = async (send: () => Promise<unknown>) => {
@@ -111,6 +112,13 @@ describe('store calls per request (stand-in only: it counts them)', () => {
         }),
       ).toEqual(['findOneAndUpdate']);
       expect(await calls(() => request(app.getHttpServer()).get('/value/set?value=2').set('Cookie', cookie).expect(200))).toEqual(['findOne', 'updateOne']);
+      // 32 requests changing one session at once: they take turns in this process, and one that would
+      // compare against a record already replaced is told the new one without a store call.
+      const concurrent = await calls(() =>
+        Promise.all(Array.from({ length: 32 }, (_, i) => request(app.getHttpServer()).get(`/value/set?value=c${i}`).set('Cookie', cookie).expect(200))),
+      );
+      expect(concurrent.filter((name) => name === 'findOne')).toHaveLength(32);
+      expect(concurrent.filter((name) => name === 'updateOne').length).toBeLessThanOrEqual(64);
     } finally {
       await app.close();
       counted.close();
