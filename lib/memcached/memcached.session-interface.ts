@@ -201,6 +201,7 @@ export class MemcachedSessionInterface extends ServerSideSessionInterface {
         delete server.errorCallbacks[seq];
         // Only the connection the command went out on: a newer one may be serving other requests.
         if (sentOn !== undefined && server._socket === sentOn) {
+          disarmClose(sentOn);
           server.error(new Error(`no answer from Memcached at ${address(server)} within a request's store budget; the connection was closed`));
         }
       }, left);
@@ -210,11 +211,17 @@ export class MemcachedSessionInterface extends ServerSideSessionInterface {
       });
       server.onError(seq, (error: unknown) => {
         clearTimeout(timer);
+        // memjs gave up this connection (its own timeout ends it without an error event).
+        if (sentOn !== undefined && server._socket !== sentOn) disarmClose(sentOn);
         reject(connectionError(server, error));
       });
       server.write(request);
       // The socket the command is queued on: write() opens it synchronously when there is none.
       sentOn = server._socket;
+      if (sentOn !== undefined && !watched.has(sentOn)) {
+        watched.add(sentOn);
+        sentOn.once('error', () => disarmClose(sentOn!));
+      }
     });
   }
 
@@ -266,6 +273,20 @@ function requestBuffer(opcode: number, key: string, extras: Buffer, value: Buffe
   keyBytes.copy(request, 24 + extras.length);
   value.copy(request, 24 + extras.length + keyBytes.length);
   return request;
+}
+
+/** Sockets whose failure is watched by {@link disarmClose}, once each. */
+const watched = new WeakSet<Socket>();
+
+/**
+ * Removes memjs's `close` listener from a connection memjs has given up (it
+ * failed, or timed out): that listener clears whichever connection is current
+ * when it runs, a moment later, which may be the next one, opened meanwhile by
+ * a new command; that command would then never be sent. memjs's `error()` has
+ * already reset its state for the failed connection.
+ */
+function disarmClose(socket: Socket): void {
+  socket.removeAllListeners('close');
 }
 
 function address(server: Server): string {
