@@ -62,6 +62,12 @@ export abstract class LoopbackServer {
     throw new Error(`${this.command} did not accept connections on port ${this.port}`);
   }
 
+  /** Sends `signal` to the server process: SIGSTOP pauses it (connections stay open, nothing is answered), SIGCONT resumes it. */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.child?.pid || this.child.exitCode !== null) throw new Error(`${this.command} is not running`);
+    process.kill(this.child.pid, signal);
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
