@@ -15,9 +15,11 @@ import { PLATFORMS, RecordingLogger, createApp, type Platform } from '../support
 import { MemcachedServer } from '../support/loopback-servers.js';
 
 /** The request's store budget (storeTimeout) in these tests. */
-const BUDGET = 300;
+const BUDGET = 500;
 /** What a response may take beyond the budget: the HTTP round trip on a shared, loaded machine. */
-const TOLERANCE = 1000;
+const TOLERANCE = 1500;
+/** How long after the server is back every request must succeed again: the clients held up meanwhile arrive at once. */
+const SETTLING = 1000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const silent = { log: () => {} };
@@ -233,14 +235,14 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
 
   it('paused past the budget: 503 only on session routes, within the budget; no acknowledged change lost; no write from a request the pause held entirely; recovery', async () => {
     const sids = await newSessions(8);
-    const running = load(url, sids, 32);
-    await sleep(400);
+    const running = load(url, sids, 16);
+    await sleep(500);
     const pausedAt = Date.now();
     await server.pause();
-    await sleep(BUDGET * 4);
+    await sleep(BUDGET * 3);
     await server.resume();
     const resumedAt = Date.now();
-    await sleep(1000);
+    await sleep(SETTLING + 1000);
     const outcomes = await running.stop();
 
     const puts = outcomes.filter((o) => o.path === '/put');
@@ -249,10 +251,10 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
     expect(nones.every((o) => o.status === 200)).toBe(true);
     expect(nones.filter((o) => o.startedAt >= pausedAt && o.endedAt <= resumedAt).length).toBeGreaterThan(0);
     expectWithinBudget(outcomes);
-    expect(logger.messages('error').some((m) => m.includes(`the request's store budget of ${BUDGET} ms`))).toBe(true);
+    expect(logger.messages('error').some((m) => m.includes(`Memcached at ${server.address}: no answer for`))).toBe(true);
 
     // Recovery without restart: once memcached answers again, requests succeed.
-    const afterResume = puts.filter((o) => o.startedAt >= resumedAt + 300);
+    const afterResume = puts.filter((o) => o.startedAt >= resumedAt + SETTLING);
     expect(afterResume.length).toBeGreaterThan(0);
     expect(afterResume.filter((o) => o.status !== 200)).toEqual([]);
 
@@ -265,30 +267,37 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
     const heldEntirely = puts.filter((o) => o.status === 503 && o.startedAt >= pausedAt && o.endedAt <= resumedAt);
     expect(heldEntirely.length).toBeGreaterThan(0);
     expect(heldEntirely.filter((o) => records.get(o.sid!)?.[o.key!] !== undefined)).toEqual([]);
+    if (process.env.FIGURES) {
+      const refused = puts.filter((o) => o.status === 503);
+      const landed = refused.filter((o) => records.get(o.sid!)?.[o.key!] !== undefined);
+      console.log(`${platform}: ${puts.length} writes, ${refused.length} answered 503 (${heldEntirely.length} held entirely by the pause), ${landed.length} of the 503s landed later`);
+    }
   });
 
   it('killed, then restarted on the same port: refused at once with the address, 503 only on session routes, recovery without restart', async () => {
     const sids = await newSessions(8);
     const running = load(url, sids, 16);
-    await sleep(400);
+    await sleep(500);
     await server.stop();
     const killedAt = Date.now();
-    await sleep(600);
+    await sleep(BUDGET * 2);
+    const restartingAt = Date.now();
     await server.resume();
     const restartedAt = Date.now();
-    await sleep(1000);
+    await sleep(SETTLING + 1000);
     const outcomes = await running.stop();
 
     const puts = outcomes.filter((o) => o.path === '/put');
     expect(new Set(puts.map((o) => o.status))).toEqual(new Set([200, 503]));
-    expect(puts.filter((o) => o.startedAt >= killedAt && o.endedAt <= restartedAt && o.status === 200)).toEqual([]);
+    expect(puts.filter((o) => o.startedAt >= killedAt && o.endedAt <= restartingAt && o.status === 200)).toEqual([]);
+    expect(puts.filter((o) => o.startedAt >= killedAt && o.endedAt <= restartingAt && o.status === 503).length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => o.path === '/none' && o.status !== 200)).toEqual([]);
     expectWithinBudget(outcomes);
     expect(logger.messages('error')).toContain(
       `Opening the session failed: The session store (Memcached) failed: Memcached at ${server.address} refused the connection (ECONNREFUSED)`,
     );
 
-    const afterRestart = puts.filter((o) => o.startedAt >= restartedAt + 300);
+    const afterRestart = puts.filter((o) => o.startedAt >= restartedAt + SETTLING);
     expect(afterRestart.length).toBeGreaterThan(0);
     expect(afterRestart.filter((o) => o.status !== 200)).toEqual([]);
     // The sessions created after the restart are stored and hold what was acknowledged.
