@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import memjs from 'memjs';
 import { createServer, type Socket } from 'node:net';
 import request from 'supertest';
-import { Session, SessionConfigurationError, SessionModule } from '../../lib/index.js';
+import { Session, SessionConfigurationError, SessionModule, SessionStoreUnavailableError } from '../../lib/index.js';
 import type { StoreCall, StoredRecord, SwapOutcome } from '../../lib/server-side/server-side.session-interface.js';
 import { MemcachedSessionInterface, memcachedExpiry, type MemcachedSessionOptions } from '../../lib/memcached/index.js';
 import { RecordingLogger, createApp } from '../support/apps.js';
@@ -245,6 +245,16 @@ describe('honest failures', () => {
     }
   });
 
+  it('a store call after the request spent its whole budget is a 503 (SessionStoreUnavailableError), not a 500', async () => {
+    const sessions = new MemcachedSessionInterface({ client: client(), storeTimeout: 300 });
+    const callStore = (sessions as unknown as { callStore(spent: { ms: number }, run: () => Promise<unknown>): Promise<unknown> }).callStore.bind(sessions);
+    let ran = false;
+    const error = await callStore({ ms: 300 }, async () => (ran = true)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SessionStoreUnavailableError);
+    expect((error as Error).message).toBe("The session store (Memcached) failed: the request's store budget of 300 ms (storeTimeout) ran out");
+    expect(ran).toBe(false);
+  });
+
   it('sends nothing once the budget has run out', async () => {
     const fake = await resettingServer();
     try {
@@ -301,6 +311,30 @@ describe('honest failures', () => {
       }
       expect((await sessions.readRecord(key, budget()))!.value).toEqual(bytes('before'));
       expect((memcached.servers[0] as unknown as { _socket?: Socket })._socket).not.toBe(before);
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('a command that runs out of budget early leaves its connection, and the commands waiting on it, alone', async () => {
+    const own = await MemcachedServer.start();
+    try {
+      const memcached = client(own.address, { timeout: 60 });
+      const sessions = new MemcachedSessionInterface({ client: memcached, storeTimeout: 2000 }) as unknown as Primitives;
+      const key = freshKey();
+      await sessions.replaceRecord(key, bytes('kept'), 60, budget());
+      const connection = (memcached.servers[0] as unknown as { _socket?: Socket })._socket;
+      await own.pause();
+      let patient: Promise<StoredRecord | null>;
+      try {
+        patient = sessions.readRecord(key, budget(2000));
+        // Out of budget after 20 ms: far less than half the store budget, so no sign the server is gone.
+        await expect(sessions.readRecord(key, budget(20))).rejects.toThrow(/no answer from Memcached/);
+      } finally {
+        await own.resume();
+      }
+      expect((await patient)!.value).toEqual(bytes('kept'));
+      expect((memcached.servers[0] as unknown as { _socket?: Socket })._socket).toBe(connection);
     } finally {
       await own.close();
     }
