@@ -70,7 +70,8 @@ type ServerInternals = Server & { _socket?: Socket };
  *
  * **Failures.** Each command is sent once, and nothing is sent once the
  * request's budget (`storeTimeout`) has run out. A refused connection fails
- * the request at once, naming the address. When the budget runs out with a
+ * the request at once, naming the address, and so does a connection the
+ * server closes with commands unanswered. When the budget runs out with a
  * command unanswered on a connection that has stayed silent for half a budget
  * or more, the server is taken as not answering: the connection is closed
  * (the commands still waiting on it fail too) and memjs opens a new one on the
@@ -248,10 +249,7 @@ export class MemcachedSessionInterface extends ServerSideSessionInterface {
       // The socket the command is queued on: write() opens it synchronously when there is none.
       sentOn = server._socket;
       readBeforeSending = sentOn === current ? (current?.bytesRead ?? 0) : 0;
-      if (sentOn !== undefined && !watched.has(sentOn)) {
-        watched.add(sentOn);
-        sentOn.once('error', () => disarmClose(sentOn!));
-      }
+      if (sentOn !== undefined) watch(server, sentOn);
     });
   }
 
@@ -305,8 +303,25 @@ function requestBuffer(opcode: number, key: string, extras: Buffer, value: Buffe
   return request;
 }
 
-/** Sockets whose failure is watched by {@link disarmClose}, once each. */
+/** Sockets {@link watch} is watching. */
 const watched = new WeakSet<Socket>();
+
+/**
+ * Watches a connection the interface sends on, once: when it fails, memjs's
+ * `close` listener is disarmed (see {@link disarmClose}); when the server
+ * closes it (stopped, killed) while memjs still uses it, what waits on it
+ * fails at once, where memjs, which only fails commands on an error, would
+ * leave them to their deadline.
+ */
+function watch(server: ServerInternals, socket: Socket): void {
+  if (watched.has(socket)) return;
+  watched.add(socket);
+  socket.once('error', () => disarmClose(socket));
+  // Before memjs's own listener, which forgets the connection.
+  socket.prependOnceListener('close', () => {
+    if (server._socket === socket) server.error(new Error('the server closed the connection'));
+  });
+}
 
 /**
  * Removes memjs's `close` listener from a connection memjs has given up (it

@@ -202,15 +202,20 @@ describe('configuration mistakes fail at construction, naming the option', () =>
   });
 });
 
-/** A TCP server that counts the memcached requests it receives and answers none: it resets each connection at once. */
-async function resettingServer() {
+/**
+ * A TCP server that counts the memcached requests it receives and answers
+ * none: it resets each connection on its first request, or closes it (FIN)
+ * with `closing`.
+ */
+async function resettingServer(closing = false) {
   const requests: number[] = [];
   const sockets: Socket[] = [];
   const tcp = createServer((socket) => {
     sockets.push(socket);
     socket.on('data', (data) => {
       for (let at = 0; at + 24 <= data.length; at += 24 + data.readUInt32BE(at + 8)) requests.push(data[at + 1]);
-      socket.resetAndDestroy();
+      if (closing) socket.end();
+      else socket.resetAndDestroy();
     });
     socket.on('error', () => {});
   });
@@ -253,6 +258,19 @@ describe('honest failures', () => {
     expect(error).toBeInstanceOf(SessionStoreUnavailableError);
     expect((error as Error).message).toBe("The session store (Memcached) failed: the request's store budget of 300 ms (storeTimeout) ran out");
     expect(ran).toBe(false);
+  });
+
+  it('a connection the server closes with commands unanswered fails them at once, not at their deadline', async () => {
+    const fake = await resettingServer(true);
+    try {
+      const sessions = new MemcachedSessionInterface({ client: client(fake.address, { timeout: 600 }) }) as unknown as Primitives;
+      // A budget longer than Jest's test timeout: waiting for it would fail the test.
+      await expect(sessions.readRecord('session:x', budget(600_000))).rejects.toThrow(`Memcached at ${fake.address}: the server closed the connection`);
+      await expect(sessions.readRecord('session:x', budget(600_000))).rejects.toThrow(`Memcached at ${fake.address}: the server closed the connection`);
+      expect(fake.requests).toEqual([0x00, 0x00]);
+    } finally {
+      await fake.close();
+    }
   });
 
   it('sends nothing once the budget has run out', async () => {
