@@ -19,7 +19,7 @@ const BUDGET = 500;
 /** What a response may take beyond the budget: the HTTP round trip on a shared, loaded machine. */
 const TOLERANCE = 1500;
 /** How long after the server is back every request must succeed again: the clients held up meanwhile arrive at once. */
-const SETTLING = 1000;
+const SETTLING = 1500;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const silent = { log: () => {} };
@@ -228,17 +228,24 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
     return value ? sessions.serializer.loads(value) : null;
   }
 
+  /** Every request succeeded; otherwise the failures, with the last errors logged, for the diagnosis. */
+  function expectAllSucceeded(outcomes: Outcome[]): void {
+    const failed = outcomes.filter((o) => o.status !== 200);
+    expect({ failed, logged: failed.length ? logger.messages('error').slice(-5) : [] }).toEqual({ failed: [], logged: [] });
+  }
+
   function expectWithinBudget(outcomes: Outcome[]): void {
     const late = outcomes.filter((o) => o.endedAt - o.startedAt > BUDGET + TOLERANCE);
     expect(late).toEqual([]);
   }
 
   it('paused past the budget: 503 only on session routes, within the budget; no acknowledged change lost; no write from a request the pause held entirely; recovery', async () => {
-    const sids = await newSessions(8);
-    const running = load(url, sids, 16);
+    const sids = await newSessions(6);
+    const running = load(url, sids, 12);
     await sleep(500);
-    const pausedAt = Date.now();
     await server.pause();
+    // From here on, the server is stopped (every thread): requests starting now cannot have their read answered.
+    const pausedAt = Date.now();
     await sleep(BUDGET * 3);
     await server.resume();
     const resumedAt = Date.now();
@@ -256,7 +263,7 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
     // Recovery without restart: once memcached answers again, requests succeed.
     const afterResume = puts.filter((o) => o.startedAt >= resumedAt + SETTLING);
     expect(afterResume.length).toBeGreaterThan(0);
-    expect(afterResume.filter((o) => o.status !== 200)).toEqual([]);
+    expectAllSucceeded(afterResume);
 
     const records = new Map<string, Record<string, unknown> | null>();
     for (const sid of new Set(puts.map((o) => o.sid!))) records.set(sid, await stored(sid));
@@ -267,6 +274,7 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
     const heldEntirely = puts.filter((o) => o.status === 503 && o.startedAt >= pausedAt && o.endedAt <= resumedAt);
     expect(heldEntirely.length).toBeGreaterThan(0);
     expect(heldEntirely.filter((o) => records.get(o.sid!)?.[o.key!] !== undefined)).toEqual([]);
+    // FIGURES=1 prints what the TSDoc of MemcachedSessionInterface quotes: how many refused writes landed later.
     if (process.env.FIGURES) {
       const refused = puts.filter((o) => o.status === 503);
       const landed = refused.filter((o) => records.get(o.sid!)?.[o.key!] !== undefined);
@@ -275,8 +283,8 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
   });
 
   it('killed, then restarted on the same port: refused at once with the address, 503 only on session routes, recovery without restart', async () => {
-    const sids = await newSessions(8);
-    const running = load(url, sids, 16);
+    const sids = await newSessions(6);
+    const running = load(url, sids, 12);
     await sleep(500);
     await server.stop();
     const killedAt = Date.now();
@@ -299,7 +307,7 @@ describe.each(PLATFORMS)('Memcached under faults, on %s', (platform: Platform) =
 
     const afterRestart = puts.filter((o) => o.startedAt >= restartedAt + SETTLING);
     expect(afterRestart.length).toBeGreaterThan(0);
-    expect(afterRestart.filter((o) => o.status !== 200)).toEqual([]);
+    expectAllSucceeded(afterRestart);
     // The sessions created after the restart are stored and hold what was acknowledged.
     const last = new Map(afterRestart.map((o) => [o.sid!, o]));
     for (const [sid, outcome] of last) expect((await stored(sid))?.[outcome.key!]).toBeDefined();
