@@ -187,20 +187,6 @@ export class MemcachedSessionInterface extends ServerSideSessionInterface {
   }
 
   /**
-   * A call whose request has already spent its whole budget fails here, as
-   * the base class means it to: the base's own check for that case reads its
-   * timer before creating it (a ReferenceError, so a 500 instead of a 503).
-   * Remove once the base class is fixed.
-   */
-  protected override callStore<T>(spent: { ms: number }, run: (call: StoreCall) => Promise<T>): Promise<T> {
-    // One millisecond of margin: the base reads the clock again before its check.
-    if (spent.ms >= this.storeTimeout - 1) {
-      return Promise.reject(new SessionStoreUnavailableError(this.storeName, `the request's store budget of ${this.storeTimeout} ms (storeTimeout) ran out`));
-    }
-    return super.callStore(spent, run);
-  }
-
-  /**
    * Sends one command to the server memjs picks for `storeId` and resolves
    * with its answer: once, not through memjs's `perform` (whose retries and
    * failover resend a command), and never after the deadline. When the

@@ -62,10 +62,21 @@ export abstract class LoopbackServer {
     throw new Error(`${this.command} did not accept connections on port ${this.port}`);
   }
 
-  /** Sends `signal` to the server process: SIGSTOP pauses it (connections stay open, nothing is answered), SIGCONT resumes it. */
-  signal(signal: NodeJS.Signals): void {
-    if (!this.child?.pid || this.child.exitCode !== null) throw new Error(`${this.command} is not running`);
-    process.kill(this.child.pid, signal);
+  /**
+   * Sends `signal` to the server process: SIGSTOP pauses it (connections stay
+   * open, nothing is answered; resolves once every thread has stopped, as
+   * until then a thread could still answer), SIGCONT resumes it.
+   */
+  async signal(signal: NodeJS.Signals): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined) throw new Error(`${this.command} is not running`);
+    process.kill(pid, signal);
+    if (signal !== 'SIGSTOP') return;
+    for (let attempt = 0; attempt < 2000; attempt++) {
+      if (allThreadsStopped(pid)) return;
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    throw new Error(`${this.command} (pid ${pid}) did not stop after SIGSTOP`);
   }
 
   async stop(): Promise<void> {
