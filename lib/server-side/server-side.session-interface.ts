@@ -415,6 +415,8 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     const deadline = startedAt + this.storeTimeout - spent.ms;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
+      // Declared before settle() can run: a budget already spent fails before the timer is set.
+      let timer: NodeJS.Timeout | undefined;
       /** True for the first outcome only: the answer, the error or the timeout. */
       const settle = (): boolean => {
         if (settled) return false;
@@ -430,7 +432,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       const budget = `the request's store budget of ${this.storeTimeout} ms (storeTimeout) ran out`;
       const left = deadline - Date.now();
       if (left <= 0) return fail(new Error(budget));
-      const timer = setTimeout(() => fail(new Error(budget)), left);
+      timer = setTimeout(() => fail(new Error(budget)), left);
       let pending: Promise<T>;
       try {
         pending = run({ deadline });

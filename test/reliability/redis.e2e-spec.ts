@@ -100,7 +100,7 @@ afterEach(async () => {
   await app?.close();
   clients.splice(0).forEach((client) => client.disconnect());
   try {
-    server.signal('SIGCONT');
+    await server.signal('SIGCONT');
   } catch {
     // not running
   }
@@ -116,7 +116,7 @@ test('writes held up in a paused Redis past the budget are answered 503 in time 
   const pending = Array.from({ length: writers }, (_, i) => timed(() => request(http).get(`/gated-put?key=held${i}`).set('Cookie', cookie)));
   await until(() => gate.arrived === writers, 'every handler to hold its opened session');
   const scriptsBefore = await evalCalls(server.port);
-  server.signal('SIGSTOP');
+  await server.signal('SIGSTOP');
   gate.release();
   const untouched = await timed(() => request(http).get('/none').expect(200, 'none'));
   const answers = await Promise.all(pending);
@@ -124,7 +124,7 @@ test('writes held up in a paused Redis past the budget are answered 503 in time 
   for (const answer of answers) expect(answer.ms).toBeLessThan(BUDGET + TOLERANCE);
   expect(untouched.status).toBe(200);
 
-  server.signal('SIGCONT');
+  await server.signal('SIGCONT');
   // The held scripts run now, after their deadline: each must refuse itself.
   await until(async () => (await evalCalls(server.port)) >= scriptsBefore + writers, 'the held scripts to run');
   const stored = await record(server.port, sid);
@@ -160,15 +160,15 @@ test('the budget covers the whole request: a slow read leaves less time for the 
   const cookie = cookiePair(set);
   // The read is held about 2 s (less what routing took), then the write 2.5 s: each alone fits the
   // 3 s budget, both together do not. With a budget per call the request would succeed.
-  server.signal('SIGSTOP');
+  await server.signal('SIGSTOP');
   const answer = timed(() => request(http).get('/gated-put?key=late').set('Cookie', cookie));
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  server.signal('SIGCONT');
+  await server.signal('SIGCONT');
   await until(() => gate.arrived === 1, 'the handler to hold its session');
-  server.signal('SIGSTOP');
+  await server.signal('SIGSTOP');
   gate.release();
   await new Promise((resolve) => setTimeout(resolve, 2500));
-  server.signal('SIGCONT');
+  await server.signal('SIGCONT');
   const { status, ms } = await answer;
   expect(status).toBe(503);
   expect(ms).toBeLessThan(budget + 2000 + TOLERANCE); // the budget, plus the handler's wait and the routing
