@@ -4,6 +4,7 @@ import { chmod, lstat, mkdir, open, readdir, readFile, unlink, writeFile } from 
 import { join, resolve } from 'node:path';
 import type { OnModuleDestroy } from '@nestjs/common';
 import { KeyedLock } from '../server-side/keyed-lock.js';
+import { SwapQueue } from '../server-side/swap-queue.js';
 import {
   ServerSideSessionInterface,
   type ServerSideSessionOptions,
@@ -96,12 +97,14 @@ interface KnownFile {
  * (so its own requests do not contend for the file), then the lock link,
  * which one process at a time can create. Under it the record is read again
  * and compared, so concurrent requests that change different keys keep
- * theirs, whichever processes serve them, and a logout is never undone. A
- * compare-and-set that lost retries before requests that arrived after it,
- * so none starves under contention. A lock left by a process that died is
- * taken over at once on the same host, and by any process once its holder's
- * deadline is 2 s past (a holder commits nothing after its deadline; hosts
- * sharing a network folder must have clocks within that).
+ * theirs, whichever processes serve them, and a logout is never undone.
+ * Compare-and-sets of one session from this process go one at a time, and
+ * one whose expected record is already stale is answered without touching
+ * the disk (`SwapQueue`), so none starves under contention. A lock left by
+ * a process that died is taken over at once on the same host, and by any
+ * process once its holder's deadline is 2 s past (a holder commits nothing
+ * after its deadline; hosts sharing a network folder must have clocks
+ * within that).
  *
  * **A 503 means "not written".** The request's deadline is checked right
  * before the commit (the rename, the unlink, the 4-byte expiry write), and
@@ -160,8 +163,8 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
   readonly cleanupInterval: number;
   /** The in-process half of each session's lock, by file name. */
   private readonly inProcess = new KeyedLock();
-  /** Records a lost compare-and-set answered as the current one: the base class retries against them. */
-  private readonly answeredAsCurrent = new WeakSet<StoredRecord>();
+  /** Compare-and-sets of one session from this process, in turn; a stale one answered from what was last seen stored. */
+  private readonly swaps = new SwapQueue();
   private readonly slots: FileSlots;
   private readonly locks: SessionFileLocks;
   /** The session files this process knows of, by name, least recently written first: the count, and the eviction order. */
@@ -269,25 +272,23 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
 
   protected swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
     const name = fileNameOf(storeId);
-    // The base class retries a lost compare-and-set against the very record this answered: it goes first, or
-    // newcomers that read the record before it changed would keep making it lose until its budget ran out.
-    const retry = expected !== null && this.answeredAsCurrent.has(expected);
-    return this.underLock(
-      name,
-      call,
-      async (window): Promise<SwapOutcome> => {
-        const read = await this.readSessionFile(name, call.deadline);
-        const current = read === 'expired' ? null : read;
-        const same = current === null ? expected === null : expected !== null && current.value.equals(expected.value);
-        if (!same) {
-          if (current) this.answeredAsCurrent.add(current);
-          return { swapped: false, current };
-        }
-        await this.write(name, value, ttlSeconds, call, window);
-        return { swapped: true };
-      },
-      retry,
-    );
+    // Now, in the base class's tick, whenever the queue gets to it (see CommitWindow).
+    const window = new CommitWindow(call.deadline);
+    const swap = () =>
+      this.underLock(
+        name,
+        call,
+        async (): Promise<SwapOutcome> => {
+          const read = await this.readSessionFile(name, call.deadline);
+          const current = read === 'expired' ? null : read;
+          const same = current === null ? expected === null : expected !== null && current.value.equals(expected.value);
+          if (!same) return { swapped: false, current };
+          await this.write(name, value, ttlSeconds, call, window);
+          return { swapped: true };
+        },
+        window,
+      );
+    return this.swaps.run(storeId, expected, value, call, swap).finally(() => window.close());
   }
 
   protected replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<void> {
@@ -342,9 +343,8 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
    * primitives, in the same tick as the base class's timer for this call
    * (see {@link CommitWindow}).
    */
-  private underLock<T>(name: string, call: StoreCall, work: (window: CommitWindow) => Promise<T>, first = false): Promise<T> {
+  private underLock<T>(name: string, call: StoreCall, work: (window: CommitWindow) => Promise<T>, window = new CommitWindow(call.deadline)): Promise<T> {
     this.startSweeping();
-    const window = new CommitWindow(call.deadline);
     return new Promise<T>((resolve, reject) => {
       const locked = async () => {
         const held = (await this.locks.acquire(this.pathOf(name) + LOCK_SUFFIX, call.deadline))!;
@@ -355,7 +355,7 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
           await this.locks.release(held);
         }
       };
-      this.inProcess.run(name, call.deadline, locked, { first }).catch((error: unknown) => {
+      this.inProcess.run(name, call.deadline, locked).catch((error: unknown) => {
         window.close();
         reject(error);
       });

