@@ -22,7 +22,7 @@
  * BENCH_DURATION (seconds per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_WARMUP (seconds per server and route before measuring, default 4),
  * BENCH_CONNECTIONS (per server, default 16), BENCH_SUITES (default
- * cookie,redis), BENCH_ROUTES (default none,read,write) tune it;
+ * cookie,fastify,redis), BENCH_ROUTES (default none,read,write) tune it;
  * BENCH_PIN=0 leaves the processes unpinned.
  */
 import autocannon from 'autocannon';
@@ -40,10 +40,23 @@ const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 /** Two suites in one run: signed cookies, and sessions in one local redis-server. Each compares `subject` with every other kind. */
 const SUITES = {
-  cookie: { subject: 'nest-session', others: ['bare', 'cookie-session', 'express-session', 'nestjs-session'] },
-  redis: { subject: 'nest-session+redis', others: ['bare', 'express-session+connect-redis', 'nestjs-session+connect-redis'] },
+  cookie: {
+    title: 'Signed cookies and in-process stores, on Express',
+    subject: 'nest-session',
+    others: ['bare', 'cookie-session', 'express-session', 'nestjs-session', 'nest-session (no interceptor)'],
+  },
+  fastify: {
+    title: 'On Fastify: signed cookies, and @fastify/session in process memory',
+    subject: 'nest-session+fastify',
+    others: ['bare+fastify', '@fastify/secure-session', '@fastify/session'],
+  },
+  redis: {
+    title: 'Sessions in Redis (one local redis-server), on Express',
+    subject: 'nest-session+redis',
+    others: ['bare', 'express-session+connect-redis', 'nestjs-session+connect-redis'],
+  },
 };
-const SELECTED = (process.env.BENCH_SUITES ?? 'cookie,redis').split(',');
+const SELECTED = (process.env.BENCH_SUITES ?? 'cookie,fastify,redis').split(',');
 const KINDS = [...new Set(SELECTED.flatMap((suite) => [SUITES[suite].subject, ...SUITES[suite].others]))];
 /** Redis commands counted per request (INFO commandstats). */
 const REDIS_COMMANDS = ['get', 'set', 'expire', 'del'];
@@ -163,7 +176,7 @@ try {
     const servers = theirsFirst ? [theirs, ours] : [ours, theirs];
     const cpuBefore = servers.map((server) => cpuMicros(server.child.pid));
     // Bare NestJS sets no cookie; it gets ours, so that both parse the same requests.
-    const cookieOf = (server) => (server.kind === 'bare' ? ours.cookie : server.cookie);
+    const cookieOf = (server) => (server.kind.startsWith('bare') ? ours.cookie : server.cookie);
     const results = await Promise.all(servers.map((server) => load(server, route, { duration: DURATION }, cookieOf(server))));
     const measured = results.map((result, i) => ({
       rps: result.requests.average,
@@ -223,7 +236,7 @@ try {
     const withRedis = suite === 'redis';
     lines.push(
       '',
-      `**${withRedis ? 'Sessions in Redis (one local redis-server)' : 'Signed cookies and in-process stores'}**`,
+      `**${SUITES[suite].title}**`,
       '',
       `| route | ${subject} vs | ratio | ${subject} req/s | their req/s | p99 ms (ours / theirs) | CPU µs/req (ours / theirs) |${withRedis ? ' Redis commands / request (ours / theirs) |' : ''} errors |`,
       `|---|---|---:|---:|---:|---:|---:|${withRedis ? '---|' : ''}---:|`,

@@ -1,10 +1,12 @@
-import type { ExecutionContext } from '@nestjs/common';
+import { Logger, type ExecutionContext } from '@nestjs/common';
 import { graphqlRequest } from './graphql/graphql-request.js';
 import { findManager, type SessionManager } from './session.manager.js';
 import { stateOf, type RequestSessionState } from './request-state.js';
 import { SessionNotInitializedError } from './session.errors.js';
 import type { SessionData, SessionMixin } from './sessions/session-mixin.js';
-import { handshakeRequest, messageState } from './websocket/handshake.js';
+import { FOREIGN_SERVER, handshakeRequest, messageState } from './websocket/handshake.js';
+
+const logger = new Logger('SessionModule');
 
 /**
  * The session of the current request, opened on first use and the same object
@@ -34,6 +36,9 @@ export function getSession<T extends SessionData = SessionData>(
     const { manager, state } = locate(contextOrRequest);
     return manager.sessionOf(state) as Promise<SessionMixin<T>>;
   } catch (error) {
+    // Nest's exception filters log no HttpException: without this line a guard's getSession() in the
+    // wrong place would answer a bare "Internal server error" and tell the developer nothing.
+    if (error instanceof SessionNotInitializedError) logger.error(error.message);
     return Promise.reject(error);
   }
 }
@@ -50,19 +55,20 @@ function locate(contextOrRequest: ExecutionContext | object): { manager: Session
         return ofRequest(request);
       }
       case 'ws':
-        return ofMessage(context.getArgByIndex(0), context.getArgByIndex(1));
+        return ofMessage(context.getArgByIndex(0), context.getArgs());
       default:
         throw SessionNotInitializedError.create(`a ${context.getType()} context`);
     }
   }
   const object = contextOrRequest as { headers?: unknown };
-  if (object.headers === undefined && handshakeRequest(object)) return ofConnection(object);
+  // Not a request (they all have headers): a gateway's client, in handleConnection(client).
+  if (object.headers === undefined) return ofConnection(object);
   return ofRequest(object);
 }
 
-function managerOf(request: object): SessionManager {
+function managerOf(request: object, detail?: string): SessionManager {
   const manager = findManager(request);
-  if (!manager) throw SessionNotInitializedError.create();
+  if (!manager) throw SessionNotInitializedError.create(detail);
   return manager;
 }
 
@@ -71,13 +77,13 @@ function ofRequest(request: object): { manager: SessionManager; state: RequestSe
   return { manager, state: stateOf(request) ?? manager.open(request) };
 }
 
-function ofMessage(client: object, payload: unknown): { manager: SessionManager; state: RequestSessionState } {
-  const manager = managerOf(handshakeRequest(client) ?? client);
-  return { manager, state: messageState(client, payload) ?? manager.openForMessage(client, payload) };
+function ofMessage(client: object, args: object): { manager: SessionManager; state: RequestSessionState } {
+  const manager = managerOf(handshakeRequest(client) ?? client, FOREIGN_SERVER);
+  return { manager, state: messageState(args) ?? manager.openForMessage(client, args) };
 }
 
 /** `handleConnection(client)`: the handshake's session, read as any message's, saved by nothing. */
 function ofConnection(client: object): { manager: SessionManager; state: RequestSessionState } {
-  const manager = managerOf(handshakeRequest(client)!);
+  const manager = managerOf(handshakeRequest(client) ?? client, FOREIGN_SERVER);
   return { manager, state: manager.openForConnection(client) };
 }

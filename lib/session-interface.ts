@@ -6,6 +6,7 @@ import {
   readRequestCookie,
   removeSetCookie,
   requestOf,
+  setHeader,
   type CookieReadableRequest,
   type HeaderWritableResponse,
 } from './http/platform-seam.js';
@@ -179,7 +180,28 @@ export abstract class SessionInterface {
 
   /** Adds `Vary: Cookie`: the response depends on the session, so shared caches must not mix clients. */
   protected addVaryCookie(response: HeaderWritableResponse | undefined): void {
-    if (response && !headersSent(response)) addVary(response, 'Cookie');
+    this.addVaryHeader(response, 'Cookie');
+  }
+
+  /**
+   * Adds `token` to the response's `Vary` (merged, never twice), on either
+   * platform: for an interface whose session depends on another header.
+   */
+  protected addVaryHeader(response: HeaderWritableResponse | undefined, token: string): void {
+    if (response && !headersSent(response)) addVary(response, token);
+  }
+
+  /** One header of the request (the first value when repeated), on either platform. */
+  protected getRequestHeader(request: CookieReadableRequest, name: string): string | undefined {
+    const value = request.headers?.[name.toLowerCase()];
+    return Array.isArray(value) ? value[0] : value;
+  }
+
+  /** Sets a response header, replacing any value, on either platform; false once the headers are sent. */
+  protected setResponseHeader(response: HeaderWritableResponse | undefined, name: string, value: string | readonly string[]): boolean {
+    if (!response || headersSent(response)) return false;
+    setHeader(response, name, value);
+    return true;
   }
 
   /** The data of `session` without marking it accessed. */

@@ -2,11 +2,15 @@ import { UseInterceptors, createParamDecorator, type ExecutionContext } from '@n
 import { graphqlRequest } from './graphql/graphql-request.js';
 import { stateOf, type RequestSessionState } from './request-state.js';
 import { SessionInterceptor } from './session.interceptor.js';
-import { SessionNotInitializedError } from './session.errors.js';
-import { messageState } from './websocket/handshake.js';
+import { SessionError, SessionNotInitializedError } from './session.errors.js';
+import { findManager } from './session.manager.js';
+import { handlerState } from './websocket/handshake.js';
 
 /** Nest's metadata key for `@UseInterceptors()` (`INTERCEPTORS_METADATA`), stable since Nest 5. */
 const INTERCEPTORS_METADATA = '__interceptors__';
+
+/** The gateway methods Nest calls directly with the socket (`OnGatewayConnection`, `OnGatewayDisconnect`, `OnGatewayInit`). */
+const GATEWAY_HOOKS = new Set<string | symbol>(['handleConnection', 'handleDisconnect', 'afterInit']);
 
 /**
  * Binds {@link SessionInterceptor} to the decorated method, once, whatever
@@ -16,6 +20,13 @@ const INTERCEPTORS_METADATA = '__interceptors__';
  */
 function bindSessionInterceptor(target: object, key: string | symbol | undefined): void {
   if (key === undefined) return;
+  if (GATEWAY_HOOKS.has(key)) {
+    // Nest calls these itself with its own arguments: the parameter would silently be the socket.
+    throw new SessionError(
+      `@Session() cannot be used in ${String(key)}(): Nest calls it directly, without parameter decorators. ` +
+        `Use \`const session = await getSession(client)\` there (read-only: nothing saves it), or @Session() in a @SubscribeMessage() handler.`,
+    );
+  }
   const method = (target as Record<string | symbol, object>)[key];
   const bound: unknown[] = Reflect.getMetadata(INTERCEPTORS_METADATA, method) ?? [];
   if (bound.includes(SessionInterceptor)) return;
@@ -41,8 +52,11 @@ function bindSessionInterceptor(target: object, key: string | symbol | undefined
  */
 export const Session = createParamDecorator(
   (key: string | undefined, context: ExecutionContext) => {
-    const session = openedBy(context).session!;
-    return key === undefined ? session : session.get(key);
+    const state = openedBy(context);
+    const session = state.session;
+    if (session) return key === undefined ? session : session.get(key);
+    // Still opening (a GraphQL field resolver's session, opened here): Nest awaits a parameter's promise.
+    return state.opening!.then((opened) => (key === undefined ? opened : opened.get(key)));
   },
   [bindSessionInterceptor],
 );
@@ -65,7 +79,11 @@ export function UseSession(): ClassDecorator & MethodDecorator {
   return UseInterceptors(SessionInterceptor);
 }
 
-/** The state the interceptor opened for this handler call (it ran before the parameters were resolved). */
+/**
+ * The state the interceptor opened for this handler call (it ran before the
+ * parameters were resolved); in GraphQL, the request's state, which may still
+ * be opening.
+ */
 function openedBy(context: ExecutionContext): RequestSessionState {
   let state: RequestSessionState | undefined;
   switch (context.getType<string>()) {
@@ -73,12 +91,16 @@ function openedBy(context: ExecutionContext): RequestSessionState {
       state = stateOf(context.getArgByIndex(0));
       break;
     case 'graphql': {
+      // A field resolver (@ResolveField) runs without interceptors unless GraphQLModule's
+      // `fieldResolverEnhancers` lists them: open the request's session here. The HTTP
+      // response's backstop saves it, as for every GraphQL request.
       const request = graphqlRequest(context.getArgByIndex(2));
-      state = request && stateOf(request);
+      state = request && (stateOf(request) ?? findManager(request)?.open(request));
+      if (state) return state;
       break;
     }
     case 'ws':
-      state = messageState(context.getArgByIndex(0), context.getArgByIndex(1));
+      state = handlerState(context.getArgByIndex(0), context.getArgByIndex(1));
       break;
   }
   if (!state?.session) throw SessionNotInitializedError.create(`@Session() in a ${context.getType()} context that SessionInterceptor did not open`);

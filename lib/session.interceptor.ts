@@ -6,16 +6,36 @@ import {
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
-import { Observable, type Subscriber } from 'rxjs';
+import { Observable, finalize, type Subscriber } from 'rxjs';
 import { graphqlRequest } from './graphql/graphql-request.js';
 import { saveBeforeRawHeaders } from './http/response-backstop.js';
 import type { RequestSessionState } from './request-state.js';
 import { SessionError, SessionNotInitializedError } from './session.errors.js';
 import { SessionManager } from './session.manager.js';
-import { forgetMessageState } from './websocket/handshake.js';
+import { forgetHandlerState, setHandlerState } from './websocket/handshake.js';
 
-/** Nest's metadata key for `@Sse()` (`SSE_METADATA`). */
+/** Nest's metadata keys for `@Sse()` (`SSE_METADATA`) and for route parameters (`ROUTE_ARGS_METADATA`). */
 const SSE_METADATA = '__sse__';
+const ROUTE_ARGS_METADATA = '__routeArguments__';
+/** `RouteParamtypes.RESPONSE` and `.NEXT`: a handler with `@Res()` or `@Next()` may write the response itself. */
+const WRITES_ITSELF = /^[12]:/;
+
+/**
+ * Whether a handler may write Fastify's raw response itself (`@Sse()`, or
+ * `@Res()`/`@Next()` with `reply.raw.write()`), out of the reach of Fastify's
+ * hooks. Read once per handler.
+ */
+const writesRawByHandler = new WeakMap<object, boolean>();
+function writesRaw(context: ExecutionContext): boolean {
+  const handler = context.getHandler();
+  let writes = writesRawByHandler.get(handler);
+  if (writes === undefined) {
+    const params: object = Reflect.getMetadata(ROUTE_ARGS_METADATA, context.getClass(), handler.name) ?? {};
+    writes = Boolean(Reflect.getMetadata(SSE_METADATA, handler)) || Object.keys(params).some((key) => WRITES_ITSELF.test(key));
+    writesRawByHandler.set(handler, writes);
+  }
+  return writes;
+}
 
 /**
  * Opens the session before the handler and saves it on the handler's way out:
@@ -35,7 +55,8 @@ const SSE_METADATA = '__sse__';
  * - GraphQL: opens the session of the HTTP request; it is saved once, when
  *   the HTTP response is sent, however many resolvers used it.
  * - WebSocket messages: each message opens the session afresh from the
- *   handshake's cookie and stores it when its handler completes.
+ *   handshake's cookie and stores what its handler wrote before each reply
+ *   reaches the client, and when the handler completes.
  *
  * @publicApi
  */
@@ -72,8 +93,9 @@ export class SessionInterceptor implements NestInterceptor {
     state.intercepted = true;
     const save = () => this.manager.save(state, response);
     // @Sse() on Fastify writes reply.raw, which Fastify's onSend never sees, and sends the headers
-    // before the first event: that response's own writeHead saves first.
-    if (response?.raw && Reflect.getMetadata(SSE_METADATA, context.getHandler())) {
+    // before the first event; a handler with @Res() may write reply.raw too: that response's own
+    // writeHead saves first.
+    if (response?.raw && writesRaw(context)) {
       saveBeforeRawHeaders(state, response, (opened, raw) => this.manager.save(opened, raw));
     }
     return saveOnTheWayOut(state, next, 'first-value', save, this.logger);
@@ -90,13 +112,12 @@ export class SessionInterceptor implements NestInterceptor {
   private interceptMessage(context: ExecutionContext, next: CallHandler): Observable<unknown> {
     const client = context.getArgByIndex(0);
     const payload = context.getArgByIndex(1);
-    const state = this.manager.openForMessage(client, payload);
+    const state = this.manager.openForMessage(client, context.getArgs());
     if (state.intercepted) return next.handle();
     state.intercepted = true;
-    return saveOnTheWayOut(state, next, 'completion', () => {
-      forgetMessageState(client, payload, state);
-      return this.manager.save(state, undefined);
-    }, this.logger);
+    setHandlerState(client, payload, state);
+    const replies = saveOnTheWayOut(state, next, 'every-value', () => this.manager.save(state, undefined), this.logger);
+    return replies.pipe(finalize(() => forgetHandlerState(client, payload, state)));
   }
 }
 
@@ -119,53 +140,61 @@ function afterOpening(state: RequestSessionState, handle: () => Observable<unkno
 }
 
 /**
- * The handler's observable, with the session saved before the first value
- * (HTTP: the body) or before completion (a WebSocket message's reply), and
- * before an error. Values that arrive while an asynchronous save is in flight
- * wait for it; if it fails, its error replaces whatever the handler produced.
+ * The handler's observable, with the session saved before the values reach
+ * Nest, and before the handler's error or completion:
+ * - `first-value` (HTTP): before the first value (the body); later writes are
+ *   the response backstop's.
+ * - `every-value` (a WebSocket message): before each reply, so a client that
+ *   has a reply can rely on what it stored, and at completion. A save with
+ *   nothing written since the last one does nothing.
+ * Values that arrive while an asynchronous save is in flight wait for it, in
+ * order; if it fails, its error replaces whatever the handler produced.
  */
 function saveOnTheWayOut(
   state: RequestSessionState,
   next: CallHandler,
-  when: 'first-value' | 'completion',
+  when: 'first-value' | 'every-value',
   save: () => void | Promise<void>,
   logger: Logger,
 ): Observable<unknown> {
   const run = (subscriber: Subscriber<unknown>) => {
-    let phase: 'before' | 'saving' | 'saved' | 'failed' = 'before';
-    let waiting: Array<() => void> = [];
-    const afterSave = (emit: () => void, handlerError?: unknown) => {
-      if (phase === 'saved') return emit();
-      if (phase === 'saving') return void waiting.push(emit);
-      if (phase === 'failed') return;
-      const fail = (error: unknown) => {
-        phase = 'failed';
-        if (handlerError !== undefined) {
-          logger.error(`The handler failed, then saving its session failed too; the save's error answers the request. The handler's: ${(handlerError as Error)?.message}`, (handlerError as Error)?.stack);
-        }
-        subscriber.error(error);
-      };
-      let pending: void | Promise<void>;
+    let failed = false;
+    let saved = false;
+    /** The last save in flight, with what waits for it; undefined when nothing does (no promise for a synchronous save). */
+    let pending: Promise<void> | undefined;
+    const fail = (error: unknown, handlerError: unknown) => {
+      if (failed) return;
+      failed = true;
+      if (handlerError !== undefined) {
+        logger.error(`The handler failed, then saving its session failed too; the save's error answers the request. The handler's: ${(handlerError as Error)?.message}`, (handlerError as Error)?.stack);
+      }
+      subscriber.error(error);
+    };
+    const saveThenEmit = (emit: () => void, handlerError: unknown): void | Promise<void> => {
+      if (failed) return;
+      if (saved && when === 'first-value') return emit();
+      saved = true;
+      let saving: void | Promise<void>;
       try {
-        pending = save();
+        saving = save();
       } catch (error) {
-        return fail(error);
+        return fail(error, handlerError);
       }
-      if (!pending) {
-        phase = 'saved';
-        return emit();
-      }
-      phase = 'saving';
-      waiting.push(emit);
-      pending.then(() => {
-        phase = 'saved';
-        const emits = waiting;
-        waiting = [];
-        for (const queued of emits) queued();
-      }, fail);
+      if (!saving) return emit();
+      return saving.then(() => {
+        if (!failed) emit();
+      }, (error: unknown) => fail(error, handlerError));
+    };
+    const afterSave = (emit: () => void, handlerError?: unknown) => {
+      const queued = pending ? pending.then(() => saveThenEmit(emit, handlerError)) : saveThenEmit(emit, handlerError);
+      if (!queued) return;
+      pending = queued;
+      queued.then(() => {
+        if (pending === queued) pending = undefined;
+      });
     };
     return next.handle().subscribe({
-      next: (value) => (when === 'first-value' ? afterSave(() => subscriber.next(value)) : phase === 'failed' || subscriber.next(value)),
+      next: (value) => afterSave(() => subscriber.next(value)),
       error: (error: unknown) => {
         // Nest's exception filter logs no HttpException, and a SessionError is one: a 500 from the
         // session (a write without a secret key, a read-only session) would go unexplained.

@@ -10,7 +10,7 @@ import { SessionConfigurationError, SessionError, SessionNotInitializedError } f
 import { resolveSessionOptions } from './session.options.js';
 import { SessionInterface } from './session-interface.js';
 import { READ_ONLY, WRITES, type SessionMixin } from './sessions/session-mixin.js';
-import { captureWebSocketHandshakes, handshakeRequest, messageState, setMessageState } from './websocket/handshake.js';
+import { FOREIGN_SERVER, captureWebSocketHandshakes, handshakeRequest, messageState, setMessageState } from './websocket/handshake.js';
 
 /** Where an application's manager is found from its platform objects: the Express app, the Fastify instance, the HTTP server. */
 const MANAGER = Symbol('nest-session.manager');
@@ -128,17 +128,19 @@ export class SessionManager implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * The state of one WebSocket message of `client`: opened afresh from the
-   * handshake's cookie for each message, so it sees what HTTP requests stored
-   * meanwhile. A session the interface cannot save without a response (signed
-   * cookies; a server-side session with no record yet) is read-only: a write
-   * throws an error that says why.
+   * The state of one WebSocket message of `client`, kept by `args`, the
+   * arguments array Nest gives the message's guards and interceptors
+   * (`context.getArgs()`): opened afresh from the handshake's cookie for each
+   * message, so it sees what HTTP requests stored meanwhile. A session the
+   * interface cannot save without a response (signed cookies; a server-side
+   * session with no record yet) is read-only: a write throws an error that
+   * says why.
    */
-  openForMessage(client: object, payload: unknown): RequestSessionState {
-    const existing = messageState(client, payload);
+  openForMessage(client: object, args: object): RequestSessionState {
+    const existing = messageState(args);
     if (existing) return existing;
     const state = this.openHandshake(client, (session) => this.sessionInterface.refusesWithoutResponse(session));
-    setMessageState(client, payload, state);
+    setMessageState(args, state);
     return state;
   }
 
@@ -149,7 +151,12 @@ export class SessionManager implements OnModuleInit, OnModuleDestroy {
 
   private openHandshake(client: object, refusal: (session: SessionMixin) => string | undefined): RequestSessionState {
     const request = handshakeRequest(client);
-    if (!request) throw SessionNotInitializedError.create('no handshake request was found for this WebSocket client');
+    if (!request) {
+      // Nest's WebSocket exception filter logs no HttpException: the client would only see "Internal server error".
+      const error = SessionNotInitializedError.create(FOREIGN_SERVER);
+      this.logger.error(error.message);
+      throw error;
+    }
     const state = this.openDetached(request);
     const guard = (session: SessionMixin) => {
       const reason = refusal(session);
@@ -216,6 +223,15 @@ export class SessionManager implements OnModuleInit, OnModuleDestroy {
     if (failure.getStatus() >= 500) this.logger.error(`${what} the session failed: ${failure.message}`, failure.stack);
     return failure;
   }
+}
+
+/**
+ * The manager of the application whose HTTP server is `server`, if it has
+ * one. Internal: `nest-session/testing` finds the application of a supertest
+ * agent through it.
+ */
+export function managerOfServer(server: unknown): SessionManager | undefined {
+  return server !== null && typeof server === 'object' ? (server as ManagerCarrier)[MANAGER] : undefined;
 }
 
 /** The manager of the application that `request` came to, found through the platform objects it is attached to. */

@@ -63,7 +63,8 @@ export function requestOf(response: HeaderWritableResponse | undefined): unknown
   return isFastifyReply(response) ? response.request : (response as NodeResponse).req;
 }
 
-function setHeader(response: HeaderWritableResponse, name: string, value: string | readonly string[]): void {
+/** Sets a response header, replacing what was there (Fastify's `reply.header()` would append a Set-Cookie). */
+export function setHeader(response: HeaderWritableResponse, name: string, value: string | readonly string[]): void {
   if (isFastifyReply(response)) {
     // reply.header() appends to an existing Set-Cookie: replace it instead.
     response.removeHeader(name);

@@ -1,5 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { SessionSerializationError } from '../session.errors.js';
+import { cyclicValue, unserializableValue } from './unserializable.js';
 
 /** How server-side stores encode a session (Flask-Session's `SESSION_SERIALIZATION_FORMAT`). */
 export type SerializationFormat = 'msgpack' | 'json';
@@ -11,8 +11,16 @@ export type SerializationFormat = 'msgpack' | 'json';
  *
  * Values: strings, numbers, booleans, null, arrays, plain objects, `Date` and
  * `Buffer`/`Uint8Array`. In JSON a `Date` becomes an ISO string and bytes a
- * base64 string, as msgspec writes them; MessagePack keeps both types. Anything
- * else raises a {@link SessionSerializationError} naming its key.
+ * base64 string, as msgspec writes them; MessagePack keeps both types.
+ *
+ * Anything else (a function, a symbol, a `BigInt`, `NaN` or `Infinity`, an
+ * invalid `Date`, a `Map` or another class, a cycle), wherever it is in the
+ * value, arrays included, raises a {@link SessionSerializationError} naming
+ * its key: the same error, message included, as {@link TaggedJsonSerializer}
+ * raises for the same value. As in JSON (and in `TaggedJsonSerializer`), an
+ * `undefined` member of an object is left out and an `undefined` item of an
+ * array is stored as `null`. Unlike the cookie's serializer, a store keeps no
+ * `Markup` and calls no `toJSON()`: Flask-Session's msgspec has neither.
  */
 export class StoreSerializer {
   // No records extension: Python's msgpack must read what we write.
@@ -108,23 +116,24 @@ function isFlatStorable(value: Record<string, unknown>): boolean {
  * does; msgpackr would write an extension type Python cannot read).
  */
 function toStorable(value: unknown, path: Array<string | number>, ancestors: object[]): unknown {
-  const fail = (problem: string): never => {
-    throw SessionSerializationError.at(path, problem);
-  };
   switch (typeof value) {
     case 'string':
     case 'boolean':
       return value;
     case 'number':
-      return Number.isFinite(value) ? value : fail(`${value} cannot be stored.`);
+      if (Number.isFinite(value)) return value;
+      throw unserializableValue(path, value);
     case 'object':
       break;
     default:
-      return fail(`a ${typeof value} cannot be stored.`);
+      throw unserializableValue(path, value);
   }
   if (value === null || value instanceof Uint8Array) return value;
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? fail('an invalid Date cannot be stored.') : value;
-  if (ancestors.includes(value as object)) fail('the value refers to itself (a cycle).');
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw unserializableValue(path, value);
+    return value;
+  }
+  if (ancestors.includes(value as object)) throw cyclicValue(path);
   ancestors.push(value as object);
   let copy: unknown;
   if (Array.isArray(value)) {
@@ -136,9 +145,7 @@ function toStorable(value: unknown, path: Array<string | number>, ancestors: obj
     });
   } else {
     const proto = Object.getPrototypeOf(value);
-    if (proto !== Object.prototype && proto !== null) {
-      fail(`a ${proto?.constructor?.name ?? 'object'} cannot be stored; store plain objects, arrays, strings, numbers, booleans, null, Date or Buffer.`);
-    }
+    if (proto !== Object.prototype && proto !== null) throw unserializableValue(path, value);
     const record: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value as object)) {
       if (item === undefined) continue;

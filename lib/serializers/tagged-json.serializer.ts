@@ -1,6 +1,6 @@
-import { SessionSerializationError } from '../session.errors.js';
 import { Markup } from './markup.js';
 import type { TextSerializer } from './text-serializer.interface.js';
+import { cyclicValue, unserializableValue } from './unserializable.js';
 
 const TAG_DICT = ' di';
 const TAG_TUPLE = ' t';
@@ -27,9 +27,16 @@ const SURROGATE = /[\ud800-\udfff]/;
  * | a one-key object whose key is a tag | `" di"` | the escape, so user data is never read as a tag |
  *
  * Read only: Python tuples (`" t"`) become arrays, UUIDs (`" u"`) become
- * canonical UUID strings. Anything else JSON cannot represent exactly (a
- * function, a symbol, a `Map`, `NaN`, a `BigInt`, a cycle) raises a
- * {@link SessionSerializationError} naming its key instead of being dropped.
+ * canonical UUID strings. Other objects are written through their `toJSON()`.
+ *
+ * Anything else JSON cannot represent exactly (a function, a symbol, a
+ * `BigInt`, `NaN` or `Infinity`, an invalid `Date`, a `Map` or another
+ * class, a cycle), wherever it is in the value, arrays included, raises a
+ * {@link SessionSerializationError} naming its key instead of being dropped:
+ * the same error, message included, as {@link StoreSerializer} raises for
+ * the same value. As in JSON (and in `StoreSerializer`), an `undefined`
+ * member of an object is left out and an `undefined` item of an array is
+ * written as `null`.
  *
  * @publicApi
  */
@@ -55,7 +62,7 @@ function write(value: unknown, path: Array<string | number>): string {
     case 'string':
       return quote(value);
     case 'number':
-      if (!Number.isFinite(value)) throw SessionSerializationError.at(path, `${value} has no JSON form.`);
+      if (!Number.isFinite(value)) throw unserializableValue(path, value);
       return String(value);
     case 'boolean':
       return value ? 'true' : 'false';
@@ -63,7 +70,7 @@ function write(value: unknown, path: Array<string | number>): string {
       if (value === null) return 'null';
       return writeObject(value, path);
     default:
-      throw SessionSerializationError.at(path, `a ${typeof value} has no JSON form.`);
+      throw unserializableValue(path, value);
   }
 }
 
@@ -73,7 +80,7 @@ const ancestors: object[] = [];
 function writeObject(value: object, path: Array<string | number>): string {
   if (ancestors.includes(value)) {
     ancestors.length = 0;
-    throw SessionSerializationError.at(path, 'the value refers to itself (a cycle).');
+    throw cyclicValue(path);
   }
   ancestors.push(value);
   const text = writeNonCyclic(value, path);
@@ -87,13 +94,14 @@ function writeNonCyclic(value: object, path: Array<string | number>): string {
     for (let i = 0; i < value.length; i++) {
       const item = value[i];
       path.push(i);
-      out += (i ? ',' : '') + (item === undefined || typeof item === 'function' ? 'null' : write(item, path));
+      // `undefined` is null in a list, as in JSON; a function or symbol is refused like anywhere else.
+      out += (i ? ',' : '') + (item === undefined ? 'null' : write(item, path));
       path.pop();
     }
     return out + ']';
   }
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw SessionSerializationError.at(path, 'an invalid Date has no JSON form.');
+    if (Number.isNaN(value.getTime())) throw unserializableValue(path, value);
     return `{"${TAG_DATE}":"${value.toUTCString()}"}`;
   }
   if (value instanceof Uint8Array) {
@@ -110,11 +118,7 @@ function writeNonCyclic(value: object, path: Array<string | number>): string {
   if (typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     return write((value as { toJSON(): unknown }).toJSON(), path);
   }
-  const kind = proto?.constructor?.name ?? 'object';
-  throw SessionSerializationError.at(
-    path,
-    `a ${kind} has no JSON form; store plain objects, arrays, strings, numbers, booleans, null, Date or Buffer.`,
-  );
+  throw unserializableValue(path, value);
 }
 
 function writeDict(dict: Record<string, unknown>, path: Array<string | number>): string {

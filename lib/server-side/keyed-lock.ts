@@ -7,6 +7,11 @@
 export class KeyedLock {
   private readonly tails = new Map<string, Promise<void>>();
 
+  /** Whether work for `key` runs or waits now (the filesystem store's eviction leaves such a session alone). */
+  isBusy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   async run<T>(key: string, deadline: number, work: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(key) ?? Promise.resolve();
     let release!: () => void;

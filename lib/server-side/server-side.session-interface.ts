@@ -5,8 +5,8 @@ import type { SessionApp } from '../interfaces/session-module-options.interface.
 import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
 import { SessionConfigurationError, SessionStoreUnavailableError } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
-import { LOADED, STORE_DEADLINE, ServerSideSession } from '../sessions/server-side.session.js';
-import { CLEARED, type SessionMixin } from '../sessions/session-mixin.js';
+import { LOADED, STORE_SPENT, ServerSideSession } from '../sessions/server-side.session.js';
+import { CLEARED, isPermanent, type SessionMixin } from '../sessions/session-mixin.js';
 import { Signer } from '../signing/signer.js';
 
 /**
@@ -42,6 +42,18 @@ export interface ServerSideSessionOptions {
    * as Flask-Session does (which rewrites the whole record). Default `60`.
    */
   refreshAfter?: number;
+  /**
+   * Seconds a session that is not permanent (a browser-session cookie) is
+   * kept in the store after its last use. Flask-Session keeps every record
+   * for `permanentSessionLifetime` (31 days), so a route that writes the
+   * session for anonymous visitors leaves a record per visitor for a month;
+   * with `permanent: false` and, say, `nonPermanentLifetime: 3600`, an
+   * abandoned anonymous session is gone an hour after its last request (each
+   * use moves it, at most once per `refreshAfter`). A permanent session (a
+   * login with `session.permanent = true`) keeps `permanentSessionLifetime`.
+   * Default: `permanentSessionLifetime`, as Flask-Session.
+   */
+  nonPermanentLifetime?: number;
 }
 
 /** Records this process wrote or refreshed recently, at most this many remembered (oldest forgotten first). */
@@ -50,7 +62,7 @@ const REMEMBERED_REFRESHES = 10_000;
 const MAX_SWAP_ATTEMPTS = 1000;
 
 const SID_ALPHABET = /^[A-Za-z0-9_-]+$/;
-const COMMON_OPTIONS = ['keyPrefix', 'useSigner', 'permanent', 'sidLength', 'serializationFormat', 'storeTimeout', 'refreshAfter'];
+const COMMON_OPTIONS = ['keyPrefix', 'useSigner', 'permanent', 'sidLength', 'serializationFormat', 'storeTimeout', 'refreshAfter', 'nonPermanentLifetime'];
 
 /**
  * A record as a store holds it. `version` is whatever the store compares a
@@ -121,6 +133,8 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   readonly sidLength: number;
   readonly storeTimeout: number;
   readonly refreshAfter: number;
+  /** Undefined: `permanentSessionLifetime`, as Flask-Session. */
+  readonly nonPermanentLifetime: number | undefined;
   readonly serializer: StoreSerializer;
 
   /** Named in 503 messages and logs, e.g. `'Redis'`. */
@@ -179,6 +193,10 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     this.sidLength = number('sidLength', 32, (n) => Number.isInteger(n) && n >= 16 && n <= 512, 'a whole number of bytes from 16 to 512');
     this.storeTimeout = number('storeTimeout', 2000, (n) => Number.isFinite(n) && n > 0, 'a number of milliseconds > 0');
     this.refreshAfter = number('refreshAfter', 60, (n) => Number.isFinite(n) && n >= 0, 'a number of seconds >= 0');
+    this.nonPermanentLifetime =
+      options.nonPermanentLifetime === undefined
+        ? undefined
+        : number('nonPermanentLifetime', 0, (n) => Number.isInteger(n) && n >= 1, 'a whole number of seconds >= 1');
     const format = options.serializationFormat ?? 'msgpack';
     if (format !== 'msgpack' && format !== 'json') fail('serializationFormat', `expected 'msgpack' or 'json', got ${describe(format)}.`);
     this.serializer = new StoreSerializer(format);
@@ -195,15 +213,10 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     const cookie = this.getRequestCookie(app, request);
     const sid = cookie ? this.sidFromCookie(app, cookie) : undefined;
     if (!sid) return this.freshSession();
-    const deadline = Date.now() + this.storeTimeout;
-    const record = await this.callStore(deadline, (call) => this.readRecord(this.keyPrefix + sid, call));
-    const session = record ? this.sessionFrom(record, sid) : undefined;
-    if (!session) {
-      const fresh = this.freshSession();
-      fresh[STORE_DEADLINE] = deadline;
-      return fresh;
-    }
-    session[STORE_DEADLINE] = deadline;
+    const spent = { ms: 0 };
+    const record = await this.callStore(spent, (call) => this.readRecord(this.keyPrefix + sid, call));
+    const session = (record && this.sessionFrom(record, sid)) || this.freshSession();
+    session[STORE_SPENT] = spent.ms;
     return session;
   }
 
@@ -222,7 +235,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       }
       return;
     }
-    const lifetime = Math.max(1, app.config.permanentSessionLifetime);
+    const lifetime = this.storeLifetime(app, session);
     // Serialized first: a value that cannot be stored leaves the record and the response as they were.
     const write = session.modified ? this.planWrite(serverSide) : undefined;
     // The cookie before the store call, synchronously: a streamed response (res.write) sends its
@@ -243,13 +256,19 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
         }
         this.noteStored(storeId);
       } else if (app.config.refreshEachRequest && !session.new && this.isRefreshDue(storeId)) {
-        await this.callStore(this.deadlineOf(serverSide), (call) => this.refreshRecord(storeId, lifetime, call));
+        await this.storeWork(serverSide, (call) => this.refreshRecord(storeId, lifetime, call));
         this.noteStored(storeId);
       }
     } catch (error) {
       if (cookieSet) this.unsetSessionCookie(app, response);
       throw error;
     }
+  }
+
+  /** Seconds the record is kept after this request: see `nonPermanentLifetime`. */
+  private storeLifetime(app: SessionApp, session: SessionMixin): number {
+    const lifetime = Math.max(1, app.config.permanentSessionLifetime);
+    return this.nonPermanentLifetime === undefined || isPermanent(session) ? lifetime : Math.min(lifetime, this.nonPermanentLifetime);
   }
 
   /** A stored session can be written from a WebSocket message (its cookie already points at it); a new one cannot. */
@@ -308,20 +327,19 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
    * budget runs out. False when the record is gone meanwhile.
    */
   private async applyWrite(session: ServerSideSession, storeId: string, write: { bytes: Buffer; change?: SessionChange }, ttl: number): Promise<boolean> {
-    const deadline = this.deadlineOf(session);
     const { change } = write;
     if (!change) {
-      await this.callStore(deadline, (call) => this.replaceRecord(storeId, write.bytes, ttl, call));
+      await this.storeWork(session, (call) => this.replaceRecord(storeId, write.bytes, ttl, call));
       return true;
     }
     if (change.set.size === 0 && change.deleted.length === 0) {
-      await this.callStore(deadline, (call) => this.refreshRecord(storeId, ttl, call));
+      await this.storeWork(session, (call) => this.refreshRecord(storeId, ttl, call));
       return true;
     }
     let expected = session[LOADED];
     let bytes = write.bytes;
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.callStore(deadline, (call) => this.swapRecord(storeId, expected, bytes, ttl, call));
+      const outcome = await this.storeWork(session, (call) => this.swapRecord(storeId, expected, bytes, ttl, call));
       if (outcome.swapped) return true;
       if (outcome.current === null) return false;
       if (attempt >= MAX_SWAP_ATTEMPTS) {
@@ -353,12 +371,17 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
 
   private async deleteStored(session: ServerSideSession, storeId: string): Promise<void> {
     this.storedAt.delete(storeId);
-    await this.callStore(this.deadlineOf(session), (call) => this.deleteRecord(storeId, call));
+    await this.storeWork(session, (call) => this.deleteRecord(storeId, call));
   }
 
-  /** When the request's store work must be done: set by its first store call. */
-  private deadlineOf(session: ServerSideSession): number {
-    return (session[STORE_DEADLINE] ??= Date.now() + this.storeTimeout);
+  /** One store call of `session`'s request, within what is left of its budget, the time it takes counted against it. */
+  private async storeWork<T>(session: ServerSideSession, run: (call: StoreCall) => Promise<T>): Promise<T> {
+    const spent = { ms: session[STORE_SPENT] };
+    try {
+      return await this.callStore(spent, run);
+    } finally {
+      session[STORE_SPENT] = spent.ms;
+    }
   }
 
   private isRefreshDue(storeId: string): boolean {
@@ -379,20 +402,27 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   }
 
   /**
-   * Runs one store call within what is left of the request's budget
-   * (`deadline`); a failure, or the budget running out, becomes a 503
+   * Runs one store call within what is left of the request's budget: the
+   * budget is the time spent in store calls (`spent.ms`, updated here), not
+   * the request's wall-clock time, so a slow handler between the read and the
+   * write costs nothing. A failure, or the budget running out, becomes a 503
    * (`SessionStoreUnavailableError`, naming the store and the cause). One
    * promise and one timer per call (no `Promise.race`): this runs once or
    * twice on every request.
    */
-  protected callStore<T>(deadline: number, run: (call: StoreCall) => Promise<T>): Promise<T> {
+  protected callStore<T>(spent: { ms: number }, run: (call: StoreCall) => Promise<T>): Promise<T> {
+    const startedAt = Date.now();
+    const deadline = startedAt + this.storeTimeout - spent.ms;
     return new Promise<T>((resolve, reject) => {
       let settled = false;
+      // Declared before settle() can run: a budget already spent fails before the timer is set.
+      let timer: NodeJS.Timeout | undefined;
       /** True for the first outcome only: the answer, the error or the timeout. */
       const settle = (): boolean => {
         if (settled) return false;
         settled = true;
         clearTimeout(timer);
+        spent.ms += Date.now() - startedAt;
         return true;
       };
       const fail = (error: unknown) => {
@@ -402,7 +432,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       const budget = `the request's store budget of ${this.storeTimeout} ms (storeTimeout) ran out`;
       const left = deadline - Date.now();
       if (left <= 0) return fail(new Error(budget));
-      const timer = setTimeout(() => fail(new Error(budget)), left);
+      timer = setTimeout(() => fail(new Error(budget)), left);
       let pending: Promise<T>;
       try {
         pending = run({ deadline });

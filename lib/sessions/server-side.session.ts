@@ -2,8 +2,8 @@ import { IS_EMPTY, PERMANENT_KEY, SessionMixin, type SessionData } from './sessi
 
 /** The record as the store gave it when the session was opened: what a change is merged against. Internal. */
 export const LOADED = Symbol('nest-session.loaded');
-/** The request's store budget: when its store work must be done (ms since the epoch). Internal. */
-export const STORE_DEADLINE = Symbol('nest-session.storeDeadline');
+/** How much of its store budget (`storeTimeout`, ms) the request has spent in store calls so far. Internal. */
+export const STORE_SPENT = Symbol('nest-session.storeSpent');
 
 /**
  * The session of a server-side interface: the data lives in a store under
@@ -14,7 +14,7 @@ export const STORE_DEADLINE = Symbol('nest-session.storeDeadline');
  */
 export class ServerSideSession<T extends SessionData = SessionData> extends SessionMixin<T> {
   [LOADED]: { readonly value: Buffer; readonly version?: unknown } | null = null;
-  [STORE_DEADLINE]: number | undefined = undefined;
+  [STORE_SPENT] = 0;
   private currentSid: string;
 
   constructor(data: Partial<T> | undefined, sid: string, permanent?: boolean) {

@@ -1,4 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { isCanonicalBase64url } from './base64url.js';
 import { HmacKey } from './hmac-key.js';
 import { BadSignature } from './signing.errors.js';
 
@@ -22,16 +23,27 @@ export interface SignerOptions {
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
+/** `String.prototype.isWellFormed` (Node 20+; not in the ES2022 type library this package compiles against). */
+const isWellFormed = (String.prototype as unknown as { isWellFormed(this: string): boolean }).isWellFormed;
+
 /**
  * itsdangerous's `Signer`: `value + sep + base64url(HMAC(derivedKey, value))`.
  *
  * Keys are given oldest first, as Flask's `[*SECRET_KEY_FALLBACKS, SECRET_KEY]`:
  * the last one signs, every one verifies (newest first).
  *
- * Verification is stricter than itsdangerous in one way: the signature must be
- * the canonical base64url text of the expected digest. Python's decoder ignores
- * stray characters and the spare bits of the last character, so several
- * spellings of one signature pass there; only the canonical one passes here.
+ * Verification is stricter than itsdangerous in two ways, so that a token has
+ * exactly one accepted spelling (a blocklist of stolen tokens then works):
+ *
+ * - The signature must be the canonical base64url text of a digest: only
+ *   `A-Z a-z 0-9 - _`, the digest's length, no padding, zero spare bits in
+ *   the last character. Anything else is refused before any HMAC is computed.
+ *   Python's decoder skips stray characters, padding and spare bits, so
+ *   several spellings of one signature pass there; itsdangerous only ever
+ *   writes the canonical one, so every token it makes verifies here.
+ * - The signed value must be well-formed UTF-16: a lone surrogate has no
+ *   UTF-8 encoding and would be signed as U+FFFD, giving every lone surrogate
+ *   and U+FFFD one signature. Signing such a value throws a `TypeError`.
  *
  * @publicApi
  */
@@ -42,6 +54,8 @@ export class Signer {
   readonly digestMethod: string;
   /** Derived keys, newest first (the order verification tries them in). */
   private readonly derivedKeys: HmacKey[];
+  /** Characters in a signature: the base64url length of one digest. */
+  private readonly signatureLength: number;
 
   constructor(secretKeys: SecretKey | readonly SecretKey[], options: SignerOptions) {
     this.salt = options.salt;
@@ -56,6 +70,7 @@ export class Signer {
       throw new TypeError('A Signer needs at least one secret key.');
     }
     this.derivedKeys = keys.map((key) => new HmacKey(this.digestMethod, this.deriveKey(toBytes(key)))).reverse();
+    this.signatureLength = this.derivedKeys[0].sign('').length;
   }
 
   /** The key that signs, derived from the last (current) secret. */
@@ -75,8 +90,11 @@ export class Signer {
     }
   }
 
-  /** base64url signature of `value` with the current key. */
+  /** base64url signature of `value` with the current key. Throws a `TypeError` for a value with a lone surrogate. */
   getSignature(value: string): string {
+    if (!isWellFormed.call(value)) {
+      throw new TypeError('Cannot sign a value with a lone surrogate: UTF-8 has no encoding for it.');
+    }
     return this.derivedKeys[0].sign(value);
   }
 
@@ -84,11 +102,19 @@ export class Signer {
     return value + this.separator + this.getSignature(value);
   }
 
+  /**
+   * True when `signature` is, character for character, the signature of
+   * `value` by one of the keys. Any other spelling is refused before the
+   * HMAC; the digests are compared in constant time.
+   */
   verifySignature(value: string, signature: string): boolean {
+    if (signature.length !== this.signatureLength || !isCanonicalBase64url(signature) || !isWellFormed.call(value)) {
+      return false;
+    }
+    // ASCII only now, so latin1 keeps every character as one byte: nothing is dropped.
     const given = Buffer.from(signature, 'latin1');
     for (const key of this.derivedKeys) {
-      const expected = Buffer.from(key.sign(value), 'latin1');
-      if (expected.length === given.length && timingSafeEqual(expected, given)) {
+      if (timingSafeEqual(Buffer.from(key.sign(value), 'latin1'), given)) {
         return true;
       }
     }

@@ -9,10 +9,13 @@ export class BadData extends Error {
   override readonly name: string = this.constructor.name;
 }
 
-/** The signature did not match any key, or the token is malformed. */
+/** The signature did not match any key, or the token is malformed (any spelling but the canonical one). */
 export class BadSignature extends BadData {}
 
-/** The timestamp is missing or malformed, or the signature of a timed token is bad. */
+/**
+ * The timestamp is missing or malformed, a part of a timed token is not
+ * canonical base64url, or its signature is bad.
+ */
 export class BadTimeSignature extends BadSignature {
   constructor(
     message: string,

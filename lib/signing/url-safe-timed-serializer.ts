@@ -1,4 +1,5 @@
 import { deflateSync, inflateSync } from 'node:zlib';
+import { decodeCanonicalUint, isCanonicalBase64url } from './base64url.js';
 import { mayCompress } from './compression.js';
 import type { TextSerializer } from '../serializers/text-serializer.interface.js';
 import { Signer, type SecretKey, type SignerOptions } from './signer.js';
@@ -10,7 +11,8 @@ import { BadPayload, BadSignature, BadTimeSignature, SignatureExpired } from './
  * inflate; a browser cookie is 4 KiB at most.
  */
 const MAX_INFLATED_BYTES = 1024 * 1024;
-const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** Six bytes reach the year 8 million and stay within Number's exact range. */
+const MAX_TIMESTAMP_BYTES = 6;
 /** How many verified tokens are remembered (at most 4 KiB each). */
 const VERIFIED_TOKENS = 1000;
 
@@ -40,6 +42,12 @@ export interface UrlSafeTimedSerializerOptions extends SignerOptions {
  * where the payload is zlib-compressed (and then starts with `.`) when that
  * makes it shorter.
  *
+ * A token verifies only in the spelling itsdangerous writes: each of its
+ * three parts must be canonical base64url (see {@link Signer} for the
+ * signature; the timestamp without a leading zero byte), or it is refused
+ * with {@link BadTimeSignature} before any HMAC is computed. Python reads
+ * other spellings of the same bytes too; itsdangerous never writes them.
+ *
  * @publicApi
  */
 export class UrlSafeTimedSerializer {
@@ -50,6 +58,8 @@ export class UrlSafeTimedSerializer {
    * Tokens this serializer signed or verified, in insertion order (oldest
    * evicted first). A client sends the same cookie until it changes, so most
    * requests skip the HMAC, base64 and zlib; the age is still checked on each.
+   * Keyed by the exact text that was signed or verified, so a hit is that
+   * very string and never another spelling of it.
    */
   private readonly verified = new Map<string, VerifiedToken>();
 
@@ -99,21 +109,30 @@ export class UrlSafeTimedSerializer {
 
   private verify(token: string): VerifiedToken {
     const sep = this.signer.separator;
-    let signed: string;
-    try {
-      signed = this.signer.unsign(token);
-    } catch (error) {
-      throw new BadTimeSignature((error as Error).message);
+    const signatureAt = token.lastIndexOf(sep);
+    if (signatureAt === -1) {
+      throw new BadTimeSignature(`No '${sep}' found in value`);
     }
-    const at = signed.lastIndexOf(sep);
-    if (at === -1) {
+    const signed = token.slice(0, signatureAt);
+    const signature = token.slice(signatureAt + sep.length);
+    const timestampAt = signed.lastIndexOf(sep);
+    if (timestampAt === -1) {
       throw new BadTimeSignature('timestamp missing');
     }
-    const timestamp = decodeTimestamp(signed.slice(at + sep.length));
+    // The form of every part is checked before the HMAC: only canonical text is worth signing over.
+    const timestamp = decodeCanonicalUint(signed.slice(timestampAt + sep.length), MAX_TIMESTAMP_BYTES);
     if (timestamp === undefined) {
       throw new BadTimeSignature('Malformed timestamp');
     }
-    const verified: VerifiedToken = { text: this.decodePayload(signed.slice(0, at)), timestamp, flat: undefined };
+    const payload = signed.slice(0, timestampAt);
+    const encoded = payload.startsWith('.') ? payload.slice(1) : payload;
+    if (encoded.length === 0 || !isCanonicalBase64url(encoded)) {
+      throw new BadTimeSignature('Malformed payload');
+    }
+    if (!this.signer.verifySignature(signed, signature)) {
+      throw new BadTimeSignature(`Signature '${signature}' does not match`);
+    }
+    const verified: VerifiedToken = { text: this.decodePayload(payload), timestamp, flat: undefined };
     this.remember(token, verified);
     return verified;
   }
@@ -132,14 +151,10 @@ export class UrlSafeTimedSerializer {
     return json.toString('base64url');
   }
 
-  /** The payload's text: base64url-decoded and, with a leading `.`, inflated. */
+  /** The payload's text: base64url-decoded (its form was checked) and, with a leading `.`, inflated. */
   private decodePayload(payload: string): string {
     const isCompressed = payload.startsWith('.');
-    const encoded = isCompressed ? payload.slice(1) : payload;
-    if (!BASE64URL.test(encoded)) {
-      throw new BadPayload('Could not base64 decode the payload because of an exception');
-    }
-    let bytes = Buffer.from(encoded, 'base64url');
+    let bytes = Buffer.from(isCompressed ? payload.slice(1) : payload, 'base64url');
     if (isCompressed) {
       try {
         bytes = inflateSync(bytes, { maxOutputLength: MAX_INFLATED_BYTES });
@@ -177,12 +192,4 @@ function timestampText(seconds: number): string {
   let hex = Math.max(0, Math.floor(seconds)).toString(16);
   if (hex.length % 2) hex = '0' + hex;
   return Buffer.from(hex, 'hex').toString('base64url');
-}
-
-function decodeTimestamp(text: string): number | undefined {
-  if (!BASE64URL.test(text)) return undefined;
-  const bytes = Buffer.from(text, 'base64url');
-  // Six bytes reach the year 8 million and stay within Number's exact range.
-  if (bytes.length === 0 || bytes.length > 6) return undefined;
-  return bytes.readUIntBE(0, bytes.length);
 }

@@ -34,6 +34,11 @@ export function captureWebSocketHandshakes(server: object): void {
   });
 }
 
+/** Why a gateway's client has no session: said by the errors of both ways of reaching it. */
+export const FOREIGN_SERVER =
+  "this WebSocket client's handshake did not come through the application's HTTP server; a gateway on a port of its own " +
+  '(@WebSocketGateway(port)) cannot reach the sessions: declare it without a port, to share the server the session cookie is set on';
+
 /** A WebSocket client as the two Nest adapters give it to handlers. */
 export type WebSocketClient = { request?: IncomingMessage; _socket?: Socket };
 
@@ -47,28 +52,45 @@ export function handshakeRequest(client: unknown): IncomingMessage | undefined {
 
 /**
  * Each WebSocket message opens its own session (so it sees what HTTP requests
- * stored meanwhile) and saves it when its handler completes. A guard, the
- * interceptor and `@Session()` of one message find that message's state by
- * its payload when the payload is an object (Nest hands all three the same
- * payload), else by the client: a client whose messages carry primitive
- * payloads and overlap in time shares the latest message's session.
+ * stored meanwhile) and saves it when its handler replies and completes.
+ *
+ * Guards and interceptors of one message get the same arguments array from
+ * Nest (`context.getArgs()`), made afresh for each message: the message's
+ * state is kept by it, so a message a guard refused leaves nothing behind for
+ * the next one. Parameter decorators get a copy of that array, so for
+ * `@Session()` the interceptor also files the state under the payload when it
+ * is an object (Nest hands the guards, the interceptors and the handler the
+ * same payload), else under the client: a client whose messages carry
+ * primitive payloads and overlap in time shares the latest message's session
+ * in `@Session()`.
  */
 const messageStates = new WeakMap<object, RequestSessionState>();
+const handlerStates = new WeakMap<object, RequestSessionState>();
 
-function messageKey(client: object, payload: unknown): object {
+/** The state of the message whose guards and interceptors get `args` (`context.getArgs()`). */
+export function messageState(args: object): RequestSessionState | undefined {
+  return messageStates.get(args);
+}
+
+export function setMessageState(args: object, state: RequestSessionState): void {
+  messageStates.set(args, state);
+}
+
+function handlerKey(client: object, payload: unknown): object {
   return payload !== null && typeof payload === 'object' ? payload : client;
 }
 
-export function messageState(client: object, payload: unknown): RequestSessionState | undefined {
-  return messageStates.get(messageKey(client, payload));
+/** The state `@Session()` reads in a message handler, filed by the interceptor. */
+export function handlerState(client: object, payload: unknown): RequestSessionState | undefined {
+  return handlerStates.get(handlerKey(client, payload));
 }
 
-export function setMessageState(client: object, payload: unknown, state: RequestSessionState): void {
-  messageStates.set(messageKey(client, payload), state);
+export function setHandlerState(client: object, payload: unknown, state: RequestSessionState): void {
+  handlerStates.set(handlerKey(client, payload), state);
 }
 
-/** Forgets a message's state once it was saved, so that the client's next message opens afresh. */
-export function forgetMessageState(client: object, payload: unknown, state: RequestSessionState): void {
-  const key = messageKey(client, payload);
-  if (messageStates.get(key) === state) messageStates.delete(key);
+/** Forgets a message's state once its handler is done. */
+export function forgetHandlerState(client: object, payload: unknown, state: RequestSessionState): void {
+  const key = handlerKey(client, payload);
+  if (handlerStates.get(key) === state) handlerStates.delete(key);
 }

@@ -46,6 +46,8 @@ describe('StoreSerializer', () => {
     ['a Map', { m: new Map() }, 'm'],
     ['an invalid Date', { d: new Date('nope') }, 'd'],
     ['a nested Infinity', { cart: { total: Infinity } }, 'cart.total'],
+    ['a function in a list', { a: [1, () => 1, 3] }, 'a[1]'],
+    ['a BigInt in a nested list', { a: { b: [[1n]] } }, 'a.b[0][0]'],
   ])('refuses %s at the top level or nested, naming its key', (_kind, dict, key) => {
     for (const serializer of [msgpack, json]) {
       expect(() => serializer.dumps(dict as Record<string, unknown>)).toThrow(SessionSerializationError);

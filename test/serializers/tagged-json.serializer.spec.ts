@@ -46,6 +46,9 @@ describe('TaggedJsonSerializer.dumps', () => {
     ['a BigInt', { big: 10n }, 'big'],
     ['a Map', { m: new Map() }, 'm'],
     ['an invalid Date', { d: new Date('nope') }, 'd'],
+    ['a function in a list', { a: [1, () => 1, 3] }, 'a[1]'],
+    ['a symbol in a list', { a: [Symbol('x')] }, 'a[0]'],
+    ['a BigInt in a nested list', { a: { b: [[1n]] } }, 'a.b[0][0]'],
   ])('refuses %s, naming its key', (_kind, value, key) => {
     expect(() => serializer.dumps(value)).toThrow(SessionSerializationError);
     expect(() => serializer.dumps(value)).toThrow(`"${key}"`);

@@ -2,7 +2,9 @@
  * The contract every server-side store passes, run against a real store by
  * each store's spec: `describeStoreContract(name, harness)`.
  */
-import { Controller, Get, Query, type INestApplication } from '@nestjs/common';
+import { Controller, Get, Query, Res, Sse, StreamableFile, type INestApplication, type MessageEvent } from '@nestjs/common';
+import { Readable } from 'node:stream';
+import { interval, map, take, type Observable } from 'rxjs';
 import request from 'supertest';
 import {
   ServerSideSessionInterface,
@@ -47,6 +49,13 @@ class StoreController {
   @Get('set')
   set(@Session() session: SessionMixin, @Query('value') value = 'x') {
     session.set('value', value);
+    return { sid: (session as unknown as { sid: string }).sid };
+  }
+
+  @Get('remember')
+  remember(@Session() session: SessionMixin) {
+    session.permanent = true;
+    session.set('value', 'remembered');
     return { sid: (session as unknown as { sid: string }).sid };
   }
 
@@ -109,6 +118,30 @@ class StoreController {
   @Get('none')
   none() {
     return 'none';
+  }
+
+  @Get('stream/file')
+  file(@Session() session: SessionMixin) {
+    session.set('value', 'file');
+    return new StreamableFile(Readable.from([Buffer.from('file body')]));
+  }
+
+  @Sse('stream/sse')
+  sse(@Session() session: SessionMixin): Observable<MessageEvent> {
+    session.set('value', 'sse');
+    return interval(1).pipe(
+      take(2),
+      map((i) => ({ data: { i } })),
+    );
+  }
+
+  /** Writes the body itself, in chunks: Express's `res`, or Fastify's `reply.raw`. */
+  @Get('stream/write')
+  write(@Session() session: SessionMixin, @Res() res: { raw?: NodeJS.WritableStream; write?(chunk: string): void; end?(chunk: string): void }) {
+    session.set('value', 'write');
+    const out = (res.raw ?? res) as NodeJS.WritableStream;
+    out.write('first ');
+    setTimeout(() => out.end('last'), 10);
   }
 }
 
@@ -193,8 +226,27 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       ['a negative refreshAfter', { refreshAfter: -1 }, '"refreshAfter"'],
       ['a serializationFormat Flask-Session does not have', { serializationFormat: 'pickle' }, '"serializationFormat"'],
       ['useSigner as text', { useSigner: 'yes' }, '"useSigner"'],
+      ['a fractional nonPermanentLifetime', { nonPermanentLifetime: 0.5 }, '"nonPermanentLifetime"'],
     ])('fails at construction on %s, naming the option', async (_case, options, named) => {
       await expect((async () => harness.create(options as ServerSideSessionOptions))()).rejects.toThrow(named);
+    });
+
+    it.each(['file', 'sse', 'write'])('a streamed response (%s) that creates a session carries its cookie, and the record is there', async (kind) => {
+      await start();
+      const response = await request(server())
+        .get(`/stream/${kind}`)
+        .buffer(true)
+        .parse((res, done) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk));
+          res.on('end', () => done(null, text));
+        })
+        .expect(200);
+      expect(response.body.length).toBeGreaterThan(0);
+      const cookie = cookiePair(response);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // a write that went on after the headers
+      const got = await request(server()).get('/get').set('Cookie', cookie).expect(200);
+      expect(got.body).toMatchObject({ value: kind, new: false });
     });
 
     it('keeps nested changes when modified is set', async () => {
@@ -300,6 +352,17 @@ export function describeStoreContract(name: string, harness: StoreHarness): void
       await new Promise((resolve) => setTimeout(resolve, 2100));
       const got = await request(server()).get('/get').set('Cookie', cookiePair(set));
       expect(got.body).toMatchObject({ value: null, new: true });
+    });
+
+    it('nonPermanentLifetime: an abandoned browser session goes early, a permanent one stays', async () => {
+      await start({ permanent: false, nonPermanentLifetime: 1 }, { permanentSessionLifetime: 60 });
+      const browser = await request(server()).get('/set?value=anonymous');
+      const remembered = await request(server()).get('/remember');
+      expect(sessionCookie(browser)!.expires).toBeUndefined();
+      expect(sessionCookie(remembered)!.expires).toBeInstanceOf(Date);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      expect((await request(server()).get('/get').set('Cookie', cookiePair(browser))).body).toMatchObject({ value: null, new: true });
+      expect((await request(server()).get('/get').set('Cookie', cookiePair(remembered))).body).toMatchObject({ value: 'remembered', new: false });
     });
 
     it('signs the sid with useSigner; a bad signature costs no store call; fallback keys verify', async () => {

@@ -1,0 +1,1 @@
+export { DynamoDBSessionInterface, type DynamoDBSessionOptions } from './dynamodb.session-interface.js';

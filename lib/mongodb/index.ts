@@ -1,0 +1,1 @@
+export { MongoDBSessionInterface, type MongoDBSessionOptions } from './mongodb.session-interface.js';

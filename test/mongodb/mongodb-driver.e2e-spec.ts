@@ -1,0 +1,105 @@
+/**
+ * MongoDBSessionInterface with the REAL mongodb driver (7.x) and no MongoDB
+ * server: what can be checked without one. A closed port (the connection is
+ * refused), a port that accepts and never answers, and the driver's
+ * behaviour after a failed first connection (its topology closes, and only
+ * connect() opens a new one), which the interface relies on.
+ */
+import { Controller, Get, type INestApplication } from '@nestjs/common';
+import { MongoClient } from 'mongodb';
+import { createServer, type Server, type Socket } from 'node:net';
+import request from 'supertest';
+import { Session, SessionModule } from '../../lib/index.js';
+import { MongoDBSessionInterface, type MongoDBSessionOptions } from '../../lib/mongodb/index.js';
+import { PLATFORMS, RecordingLogger, createApp, type Platform } from '../support/apps.js';
+import { freePort } from '../support/loopback-servers.js';
+
+@Controller()
+class ReadController {
+  @Get('get')
+  get(@Session('value') value?: string) {
+    return { value: value ?? null };
+  }
+}
+
+const clients: MongoClient[] = [];
+afterAll(() => Promise.all(clients.map((client) => client.close())));
+
+function mongoClient(url: string): MongoClient {
+  const client = new MongoClient(url);
+  clients.push(client);
+  return client;
+}
+
+async function app(options: MongoDBSessionOptions, platform: Platform): Promise<{ app: INestApplication; logger: RecordingLogger }> {
+  const logger = new RecordingLogger();
+  const sessions = new MongoDBSessionInterface(options);
+  return { app: await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [ReadController] }, logger, platform), logger };
+}
+
+const anySid = () => `session=${'A'.repeat(43)}`;
+
+describe.each(PLATFORMS)('the real driver without a server, on %s', (platform: Platform) => {
+  test('a refused connection fails each request at once with the address, not after the budget; a client whose first connection failed is connected again', async () => {
+    const port = await freePort();
+    const client = mongoClient(`mongodb://127.0.0.1:${port}/?serverSelectionTimeoutMS=300`);
+    let topologies = 0;
+    client.on('topologyOpening', () => topologies++);
+    const { app: nest, logger } = await app({ client, storeTimeout: 60_000 }, platform);
+    try {
+      await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(503);
+      // The driver closes the topology of a first connection that fails (after serverSelectionTimeoutMS)...
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(503);
+      const errors = logger.messages('error');
+      expect(errors).toHaveLength(2);
+      for (const line of errors) expect(line).toContain(`The session store (MongoDB) failed: MongoDB cannot be reached: connect ECONNREFUSED 127.0.0.1:${port}`);
+      // ...and the interface opened a new one rather than meet "Topology is closed" from then on.
+      expect(topologies).toBe(2);
+      await request(nest.getHttpServer()).get('/none').expect(404);
+    } finally {
+      await nest.close();
+    }
+  });
+
+  test('a server that accepts and never answers costs a request its budget, then a 503', async () => {
+    const sockets: Socket[] = [];
+    const silent: Server = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as { port: number }).port;
+    const client = mongoClient(`mongodb://127.0.0.1:${port}/?serverSelectionTimeoutMS=30000`);
+    const { app: nest, logger } = await app({ client, storeTimeout: 300 }, platform);
+    try {
+      await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(503);
+      expect(logger.messages('error')[0]).toContain("the request's store budget of 300 ms (storeTimeout) ran out");
+    } finally {
+      await nest.close();
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe('configuration mistakes fail at construction, naming the option', () => {
+  const client = () => mongoClient('mongodb://127.0.0.1:1');
+  test.each<[string, () => Record<string, unknown>, string]>([
+    ['no client', () => ({}), 'Invalid MongoDBSessionInterface option "client": required: a MongoClient'],
+    ['a URL as client', () => ({ client: 'mongodb://127.0.0.1:27017' }), 'got the string "mongodb://127.0.0.1:27017": pass new MongoClient('],
+    ['a Db as client', () => ({ client: client().db('x') }), 'this looks like a Db'],
+    ['a Collection as client', () => ({ client: client().db('x').collection('y') }), 'this looks like a Collection'],
+    ['a database name with a dot', () => ({ client: client(), db: 'flask.session' }), '"db": expected a MongoDB database name'],
+    ['an empty database name', () => ({ client: client(), db: '' }), '"db"'],
+    ['a collection name with $', () => ({ client: client(), collection: 'a$b' }), '"collection": expected a MongoDB collection name'],
+    ['a system collection', () => ({ client: client(), collection: 'system.users' }), '"collection"'],
+    ['a collection that is not a string', () => ({ client: client(), collection: 5 }), '"collection"'],
+    ['a misspelled option', () => ({ client: client(), DB: 'x' }), 'did you mean "db"'],
+    ['an unknown option', () => ({ client: client(), database: 'x' }), 'unknown option; expected one of'],
+  ])('%s', (_case, options, message) => {
+    expect(() => new MongoDBSessionInterface(options() as unknown as MongoDBSessionOptions)).toThrow(message);
+  });
+
+  test("the defaults are Flask-Session's: database flask_session, collection sessions", () => {
+    const sessions = new MongoDBSessionInterface({ client: client() });
+    expect([sessions.dbName, sessions.collectionName, sessions.keyPrefix]).toEqual(['flask_session', 'sessions', 'session:']);
+  });
+});

@@ -1,0 +1,233 @@
+/**
+ * MongoDB-specific behaviour of MongoDBSessionInterface, written against the
+ * driver's API so that it runs on the in-process stand-in (mongodb.e2e-spec.ts)
+ * and on a real server (mongodb.real-server.ts, scripts/test-mongodb.sh):
+ * Flask-Session's document layout, the indexes, expiry on read, the
+ * conditional writes, and writes refused by the server's clock.
+ */
+import { Controller, Get, Query } from '@nestjs/common';
+import type { Document, MongoClient } from 'mongodb';
+import { randomBytes } from 'node:crypto';
+import request from 'supertest';
+import { Session, SessionModule, StoreSerializer, type SessionMixin } from '../../lib/index.js';
+import { MongoDBSessionInterface, type MongoDBSessionOptions } from '../../lib/mongodb/index.js';
+import type { StoreCall, StoredRecord, SwapOutcome } from '../../lib/server-side/server-side.session-interface.js';
+import { RecordingLogger, cookiePair, createApp } from '../support/apps.js';
+
+export interface MongoTarget {
+  /** A new client of the server. */
+  client(): MongoClient;
+  /** The database these tests use. */
+  db: string;
+  /** The documents of a collection, as stored. */
+  documents(collection: string): Promise<Document[]>;
+  /** The indexes of a collection. */
+  indexes(collection: string): Promise<Array<{ name: string; key: Document; unique?: boolean; expireAfterSeconds?: number }>>;
+  /** Inserts a document as another writer would (Flask-Session 0.8 has no unique index). */
+  insert(collection: string, document: Document): Promise<void>;
+  /** Deletes every document with this id. */
+  remove(collection: string, id: string): Promise<void>;
+}
+
+/** The primitives, called directly (they are protected: the base class calls them). */
+export interface Primitives {
+  readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null>;
+  swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttl: number, call: StoreCall): Promise<SwapOutcome>;
+  replaceRecord(storeId: string, value: Buffer, ttl: number, call: StoreCall): Promise<void>;
+  deleteRecord(storeId: string, call: StoreCall): Promise<void>;
+  refreshRecord(storeId: string, ttl: number, call: StoreCall): Promise<void>;
+}
+
+@Controller('value')
+export class ValueController {
+  @Get('set')
+  set(@Session() session: SessionMixin, @Query('value') value: string) {
+    session.set('value', value);
+    return { sid: (session as unknown as { sid: string }).sid };
+  }
+
+  @Get('get')
+  get(@Session('value') value?: string) {
+    return { value: value ?? null };
+  }
+}
+
+export const newStoreId = () => `session:${randomBytes(32).toString('base64url')}`;
+/** Bytes of BinData as the driver returns it. */
+export const bytesOf = (value: { buffer: Uint8Array; position: number }) => Buffer.from(value.buffer.subarray(0, value.position));
+
+export function describeMongoDBSpecifics(name: string, target: MongoTarget): void {
+  describe(`${name}: Flask-Session's layout, indexes, expiry and deadlines`, () => {
+    /** Each test its own collection, so that index and duplicate tests do not meet. */
+    let collection: string;
+    let counter = 0;
+    beforeEach(() => {
+      collection = `sessions_${++counter}`;
+    });
+    const create = (options: Partial<MongoDBSessionOptions> = {}) =>
+      new MongoDBSessionInterface({ client: target.client(), db: target.db, collection, ...options });
+    const primitives = (options: Partial<MongoDBSessionOptions> = {}) => create(options) as unknown as Primitives;
+    const soon = (): StoreCall => ({ deadline: Date.now() + 10_000 });
+    /**
+     * A deadline our clock has not reached but the server's check has: the
+     * interface gives the server its deadline less a margin (min(100,
+     * storeTimeout / 10) ms, 100 here), so a call 40 ms before its deadline is
+     * sent, and refused by the server's $$NOW.
+     */
+    const late = (): StoreCall => ({ deadline: Date.now() + 40 });
+    const documentOf = async (id: string) => (await target.documents(collection)).filter((d) => d.id === id);
+
+    test('a session is one document { _id, id: "session:" + sid, val: BinData 0, expiration: Date }, with indexes id_1 (unique) and expiration_1 (TTL 0)', async () => {
+      const store = create();
+      const app = await createApp({ imports: [SessionModule.forRoot({ interface: store, secretKey: 'k' })], controllers: [ValueController] });
+      try {
+        const before = Date.now();
+        const set = await request(app.getHttpServer()).get('/value/set?value=shop').expect(200);
+        const [document, ...others] = await documentOf(`session:${set.body.sid}`);
+        expect(others).toEqual([]);
+        expect(Object.keys(document!)).toEqual(['_id', 'id', 'val', 'expiration']);
+        expect(document!.val.sub_type).toBe(0);
+        expect(new StoreSerializer('msgpack').loads(bytesOf(document!.val))).toEqual({ _permanent: true, value: 'shop' });
+        expect(document!.expiration).toBeInstanceOf(Date);
+        const lifetime = 31 * 24 * 3600 * 1000;
+        expect(document!.expiration.getTime()).toBeGreaterThanOrEqual(before + lifetime);
+        expect(document!.expiration.getTime()).toBeLessThanOrEqual(Date.now() + lifetime);
+        const indexes = (await target.indexes(collection)).map(({ name, key, unique, expireAfterSeconds }) => ({ name, key, unique: unique ?? false, expireAfterSeconds }));
+        expect(indexes).toEqual(
+          expect.arrayContaining([
+            { name: 'id_1', key: { id: 1 }, unique: true, expireAfterSeconds: undefined },
+            { name: 'expiration_1', key: { expiration: 1 }, unique: false, expireAfterSeconds: 0 },
+          ]),
+        );
+      } finally {
+        await app.close();
+      }
+    });
+
+    test('a document written the Flask-Session 0.8 way opens; an expired one the TTL monitor has not removed yet reads as absent', async () => {
+      const client = target.client();
+      const sessions = client.db(target.db).collection(collection);
+      const sid = randomBytes(32).toString('base64url');
+      const expiredSid = randomBytes(32).toString('base64url');
+      const value = new StoreSerializer('msgpack').dumps({ _permanent: true, value: 'from flask' });
+      // mongodb.py: update_one({"id": store_id}, {"$set": {"id": …, "val": …, "expiration": …}}, True)
+      await sessions.updateOne({ id: `session:${sid}` }, { $set: { id: `session:${sid}`, val: value, expiration: new Date(Date.now() + 3600_000) } }, { upsert: true });
+      await sessions.updateOne({ id: `session:${expiredSid}` }, { $set: { id: `session:${expiredSid}`, val: value, expiration: new Date(Date.now() - 1000) } }, { upsert: true });
+      const app = await createApp({ imports: [SessionModule.forRoot({ interface: create(), secretKey: 'k' })], controllers: [ValueController] });
+      try {
+        expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', `session=${sid}`)).body).toEqual({ value: 'from flask' });
+        expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', `session=${expiredSid}`)).body).toEqual({ value: null });
+        expect(await documentOf(`session:${expiredSid}`)).toHaveLength(1); // still stored: only the TTL monitor removes it
+      } finally {
+        await app.close();
+      }
+    });
+
+    test('compare-and-set writes only over the expected bytes, and never over a deleted or expired document', async () => {
+      const store = primitives();
+      const id = newStoreId();
+      await store.replaceRecord(id, Buffer.from('a'), 60, soon());
+      expect(await store.swapRecord(id, { value: Buffer.from('other') }, Buffer.from('b'), 60, soon())).toEqual({ swapped: false, current: { value: Buffer.from('a') } });
+      expect(await store.swapRecord(id, { value: Buffer.from('a') }, Buffer.from('b'), 60, soon())).toEqual({ swapped: true });
+      expect((await store.readRecord(id, soon()))?.value.toString()).toBe('b');
+      await store.deleteRecord(id, soon());
+      expect(await store.swapRecord(id, { value: Buffer.from('b') }, Buffer.from('c'), 60, soon())).toEqual({ swapped: false, current: null });
+      expect(await documentOf(id)).toEqual([]);
+
+      const expired = newStoreId();
+      await target.insert(collection, { id: expired, val: Buffer.from('a'), expiration: new Date(Date.now() - 1000) });
+      expect(await store.swapRecord(expired, { value: Buffer.from('a') }, Buffer.from('b'), 60, soon())).toEqual({ swapped: false, current: null });
+      expect(bytesOf((await documentOf(expired))[0]!.val).toString()).toBe('a');
+    });
+
+    test('"only if absent" writes over nothing or an expired document, never over a live one', async () => {
+      const store = primitives();
+      const id = newStoreId();
+      expect(await store.swapRecord(id, null, Buffer.from('new'), 60, soon())).toEqual({ swapped: true });
+      expect(await store.swapRecord(id, null, Buffer.from('again'), 60, soon())).toEqual({ swapped: false, current: { value: Buffer.from('new') } });
+      const expired = newStoreId();
+      await target.insert(collection, { id: expired, val: Buffer.from('old'), expiration: new Date(Date.now() - 1000) });
+      expect(await store.swapRecord(expired, null, Buffer.from('new'), 60, soon())).toEqual({ swapped: true });
+      expect((await store.readRecord(expired, soon()))?.value.toString()).toBe('new');
+      expect(await documentOf(expired)).toHaveLength(1);
+    });
+
+    test('a refresh moves a live expiry and never brings back a deleted or expired document', async () => {
+      const store = primitives();
+      const live = newStoreId();
+      await store.replaceRecord(live, Buffer.from('x'), 10, soon());
+      await store.refreshRecord(live, 3600, soon());
+      expect((await documentOf(live))[0]!.expiration.getTime()).toBeGreaterThan(Date.now() + 3000_000);
+      const gone = newStoreId();
+      await store.refreshRecord(gone, 3600, soon());
+      expect(await documentOf(gone)).toEqual([]);
+      const expired = newStoreId();
+      const past = new Date(Date.now() - 5000);
+      await target.insert(collection, { id: expired, val: Buffer.from('x'), expiration: past });
+      await store.refreshRecord(expired, 3600, soon());
+      expect((await documentOf(expired))[0]!.expiration.getTime()).toBe(past.getTime());
+    });
+
+    test("every write that reaches the server after its deadline is refused by the server's clock ($$NOW)", async () => {
+      const store = primitives({ storeTimeout: 2000 });
+      const id = newStoreId();
+      await store.replaceRecord(id, Buffer.from('kept'), 60, soon());
+      const [stored] = await documentOf(id);
+      const refused = /the write reached MongoDB after the request's deadline and was refused/;
+      await expect(store.swapRecord(id, { value: Buffer.from('kept') }, Buffer.from('late swap'), 3600, late())).rejects.toThrow(refused);
+      await expect(store.refreshRecord(id, 3600, late())).rejects.toThrow(refused);
+      await expect(store.replaceRecord(id, Buffer.from('late replace'), 3600, late())).rejects.toThrow(refused);
+      await expect(store.deleteRecord(id, late())).rejects.toThrow(refused);
+      expect(await documentOf(id)).toEqual([stored]);
+    });
+
+    test('an upsert that has to insert after its deadline leaves a document without val, long expired, that no read returns', async () => {
+      const store = primitives({ storeTimeout: 2000 });
+      const id = newStoreId();
+      await store.readRecord(id, soon()); // the indexes made, so that the late call is sent at once
+      await expect(store.replaceRecord(id, Buffer.from('late new session'), 3600, late())).rejects.toThrow(/after the request's deadline/);
+      const [tombstone, ...others] = await documentOf(id);
+      expect(others).toEqual([]);
+      expect(Object.keys(tombstone!).sort()).toEqual(['_id', 'expiration', 'id']);
+      expect(tombstone!.expiration.getTime()).toBe(0);
+      expect(await store.readRecord(id, soon())).toBeNull();
+      // A later write in time takes the document over.
+      await store.replaceRecord(id, Buffer.from('in time'), 60, soon());
+      expect((await store.readRecord(id, soon()))?.value.toString()).toBe('in time');
+    });
+
+    test('documents sharing an id (left by Flask-Session 0.8) stop the set-up with a 503 naming them; removing them recovers without a restart', async () => {
+      const id = newStoreId();
+      await target.insert(collection, { id, val: Buffer.from('one'), expiration: new Date(Date.now() + 60_000) });
+      await target.insert(collection, { id, val: Buffer.from('two'), expiration: new Date(Date.now() + 60_000) });
+      const logger = new RecordingLogger();
+      const app = await createApp({ imports: [SessionModule.forRoot({ interface: create(), secretKey: 'k' })], controllers: [ValueController] }, logger);
+      try {
+        await request(app.getHttpServer()).get('/value/set?value=x').expect(503);
+        expect(logger.messages('error').join('\n')).toMatch(
+          new RegExp(`the unique index on "id" of ${target.db}\\.${collection} cannot be created: several documents share an id \\(.*E11000 duplicate key error`),
+        );
+        await target.remove(collection, id);
+        // A failed set-up is tried again after 5 s.
+        await new Promise((resolve) => setTimeout(resolve, 5100));
+        const set = await request(app.getHttpServer()).get('/value/set?value=back').expect(200);
+        expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set))).body).toEqual({ value: 'back' });
+      } finally {
+        await app.close();
+      }
+    }, 20_000);
+
+    test('a custom database, collection and key prefix', async () => {
+      const app = await createApp({
+        imports: [SessionModule.forRoot({ interface: create({ collection: `${collection}_shop`, keyPrefix: 'shop:' }), secretKey: 'k' })],
+        controllers: [ValueController],
+      });
+      try {
+        const set = await request(app.getHttpServer()).get('/value/set?value=cart').expect(200);
+        expect((await target.documents(`${collection}_shop`)).map((d) => d.id)).toEqual([`shop:${set.body.sid}`]);
+      } finally {
+        await app.close();
+      }
+    });
+  });
+}

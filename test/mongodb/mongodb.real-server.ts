@@ -1,0 +1,100 @@
+/**
+ * MongoDBSessionInterface against a REAL MongoDB server (4.2 or later), given
+ * by MONGODB_URL: run it with `bash scripts/test-mongodb.sh` (it is not part
+ * of `npm test`, which cannot start a MongoDB server on these machines). The
+ * same store contract and MongoDB-specific tests as on the in-process
+ * stand-in, and checks of the server behaviour the stand-in reproduces. Each
+ * run works in its own database, dropped at the end.
+ */
+import { MongoClient, type Document } from 'mongodb';
+import { randomBytes } from 'node:crypto';
+import { MongoDBSessionInterface } from '../../lib/mongodb/index.js';
+import { describeStoreContract } from '../server-side/contract.js';
+import { bytesOf, describeMongoDBSpecifics } from './mongodb-specifics.js';
+
+const url = process.env.MONGODB_URL;
+if (!url) {
+  throw new Error('These tests need a MongoDB server (4.2 or later): set MONGODB_URL, e.g. MONGODB_URL=mongodb://127.0.0.1:27017 bash scripts/test-mongodb.sh');
+}
+const dbName = `nest_session_test_${randomBytes(4).toString('hex')}`;
+const clients: MongoClient[] = [];
+const admin = new MongoClient(url);
+
+function client(): MongoClient {
+  const created = new MongoClient(url!);
+  clients.push(created);
+  return created;
+}
+
+beforeAll(async () => {
+  const { version } = await admin.db('admin').command({ buildInfo: 1 });
+  console.log(`MongoDB ${version} at ${url!.replace(/\/\/[^@/]*@/, '//…@')}, database ${dbName}`);
+});
+afterAll(async () => {
+  await admin.db(dbName).dropDatabase();
+  await Promise.all([admin, ...clients].map((c) => c.close()));
+});
+
+describeStoreContract('MongoDB (real server)', {
+  create: (options) => new MongoDBSessionInterface({ client: client(), db: dbName, ...options }),
+  read: async (storeId) => {
+    const document = await admin.db(dbName).collection('sessions').findOne({ id: storeId });
+    return document?.val ? bytesOf(document.val) : null;
+  },
+});
+
+describeMongoDBSpecifics('MongoDB (real server)', {
+  client,
+  db: dbName,
+  documents: (collection) => admin.db(dbName).collection(collection).find({}).toArray(),
+  indexes: (collection) => admin.db(dbName).collection(collection).indexes() as Promise<Array<{ name: string; key: Document; unique?: boolean; expireAfterSeconds?: number }>>,
+  insert: async (collection, document) => {
+    await admin.db(dbName).collection(collection).insertOne(document);
+  },
+  remove: async (collection, id) => {
+    await admin.db(dbName).collection(collection).deleteMany({ id });
+  },
+});
+
+describe('the server behaviour the in-process stand-in reproduces', () => {
+  const collection = () => admin.db(dbName).collection(`fidelity_${randomBytes(4).toString('hex')}`);
+
+  test('hello answers localTime, a Date (the clock offset is measured from it)', async () => {
+    const reply = await admin.db(dbName).command({ hello: 1 });
+    expect(reply.localTime).toBeInstanceOf(Date);
+    expect(Math.abs(reply.localTime.getTime() - Date.now())).toBeLessThan(60_000);
+  });
+
+  test('$expr is refused in the filter of an upsert (error 224), so upserts carry the deadline in their pipeline', async () => {
+    await expect(collection().updateOne({ id: 'x', $expr: { $lte: ['$$NOW', new Date()] } }, { $set: { a: 1 } }, { upsert: true })).rejects.toMatchObject({ code: 224 });
+  });
+
+  test('a pipeline upsert starts from the filter\'s equalities; a $set to a missing field adds nothing; $$NOW is a Date', async () => {
+    const sessions = collection();
+    const after = await sessions.findOneAndUpdate(
+      { id: 'x' },
+      [{ $set: { kept: { $cond: [{ $lte: ['$$NOW', new Date(Date.now() + 60_000)] }, 'yes', 'no'] }, gone: '$missing', now: '$$NOW' } }],
+      { upsert: true, returnDocument: 'after', projection: { _id: 0 } },
+    );
+    expect(Object.keys(after!)).toEqual(['id', 'kept', 'now']);
+    expect(after!.kept).toBe('yes');
+    expect(after!.now).toBeInstanceOf(Date);
+  });
+
+  test('a unique index over duplicates fails with 11000; the same name with other options with 85 or 86', async () => {
+    const sessions = collection();
+    await sessions.insertMany([{ id: 'same' }, { id: 'same' }]);
+    await expect(sessions.createIndex({ id: 1 }, { unique: true })).rejects.toMatchObject({ code: 11000 });
+    await sessions.createIndex({ id: 1 });
+    const conflict = await sessions.createIndex({ id: 1 }, { unique: true }).catch((error: { code?: number }) => error);
+    expect([85, 86]).toContain((conflict as { code?: number }).code);
+  });
+
+  test('BinData written from a Buffer is subtype 0 and compares equal to the same bytes in a filter', async () => {
+    const sessions = collection();
+    await sessions.insertOne({ id: 'b', val: Buffer.from([1, 2, 3]) });
+    const found = await sessions.findOne({ val: Buffer.from([1, 2, 3]) });
+    expect(found?.val.sub_type).toBe(0);
+    expect(await sessions.findOne({ val: Buffer.from([1, 2]) })).toBeNull();
+  });
+});
