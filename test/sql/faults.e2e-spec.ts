@@ -1,7 +1,8 @@
 /**
- * The SQL store under faults, on PostgreSQL and MariaDB, with concurrent
- * requests running throughout: the server paused (SIGSTOP) past the request
- * budget and resumed, then killed and started again on the same port.
+ * The SQL store under faults, on PostgreSQL and MariaDB: writes held up in a
+ * paused server (SIGSTOP) past their budget; then with concurrent requests
+ * running throughout, the server paused past the request budget and resumed,
+ * then killed and started again on the same port.
  * Asserted: no crash; every response within the budget (plus a tolerance for
  * the HTTP round trip); 503 only on routes that use the session (a route
  * without it keeps answering 200); no write answered 503 is in the table once
@@ -18,10 +19,29 @@ import { RecordingLogger, createApp } from '../support/apps.js';
 import { sleep, type ManagedServer } from '../support/managed-server.js';
 import { MariaDBServer } from '../support/mariadb-server.js';
 import { PostgresServer } from '../support/postgres-server.js';
-import { numbered, type Row } from './sql-backend.js';
+import { numbered, primitives, type Row } from './sql-backend.js';
+
+/** Lets a test hold handlers between their session's read and its write. */
+class Gate {
+  arrived = 0;
+  private opened!: () => void;
+  readonly open = new Promise<void>((resolve) => (this.opened = resolve));
+  release() {
+    this.opened();
+  }
+}
+let gate = new Gate();
 
 @Controller()
 class LoadController {
+  @Get('gated-put')
+  async gatedPut(@Session() session: SessionMixin, @Query('key') key: string) {
+    gate.arrived++;
+    await gate.open;
+    session.set(key, 1);
+    return '';
+  }
+
   @Get('login')
   login(@Session() session: SessionMixin) {
     session.set('user', 'someone');
@@ -107,11 +127,22 @@ describe.each([
   const serializer = new StoreSerializer('msgpack');
   let counter = 0;
 
+  /** What the compare-and-sets sent to the database came back with: written, refused as late, or found changed. */
+  let replies: Array<{ written: boolean; late: boolean }> = [];
+
   async function boot(storeTimeout: number) {
     await app?.close();
+    const sessions = new SqlSessionInterface({ client: backend.client, storeTimeout });
+    const statements = primitives(sessions).statements;
+    const swap = statements.swap.bind(statements);
+    statements.swap = async (...args) => {
+      const reply = await swap(...args);
+      replies.push(reply);
+      return reply;
+    };
     app = await createApp(
       {
-        imports: [SessionModule.forRoot({ interface: new SqlSessionInterface({ client: backend.client, storeTimeout }), secretKey: 'k' })],
+        imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })],
         controllers: [LoadController],
       },
       logger,
@@ -185,6 +216,40 @@ describe.each([
     await app?.close();
     await backend?.end();
   });
+
+  test('writes held up in a paused server past the budget are answered 503 within it, run when it wakes, and change nothing', async () => {
+    const budget = 1000;
+    await boot(budget);
+    gate = new Gate();
+    // One session per writer: each write is its own statement (writes to one session would wait in this process).
+    const writers = 8;
+    const sids = await Promise.all(Array.from({ length: writers }, async () => ((await (await fetch(`${base}/login`)).json()) as { sid: string }).sid));
+    // The pool's connections open now: a write needing a new connection would not even be sent to a paused server.
+    await Promise.all(sids.map((sid) => get('put', sid)));
+    const pending = sids.map((sid, i) => get(`gated-put?key=held${i}`, sid));
+    while (gate.arrived < writers) await sleep(10);
+    replies = [];
+    backend.server.pause();
+    let answers: Outcome[];
+    try {
+      gate.release();
+      const untouched = await get('none');
+      answers = await Promise.all(pending);
+      expect(untouched.status).toBe(200);
+    } finally {
+      backend.server.resume();
+    }
+    expect(answers.map((a) => a.status)).toEqual(Array(writers).fill(503));
+    for (const answer of answers) expect(answer.elapsed).toBeLessThan(budget + TOLERANCE);
+    // The statements the paused server held run now, after their deadline: each refuses itself.
+    const deadline = Date.now() + 10_000;
+    while (replies.length < writers && Date.now() < deadline) await sleep(50);
+    expect(replies).toEqual(Array(writers).fill({ written: false, late: true }));
+    const stored = await storedKeys(sids);
+    sids.forEach((sid, i) => expect([...stored.get(sid)!]).not.toContain(`held${i}`));
+    // Recovery without a restart.
+    expect((await get('put', sids[0])).status).toBe(200);
+  }, 60_000);
 
   test('paused past the budget: session routes answer 503 within it, others 200, and no write answered 503 lands when the server wakes', async () => {
     const budget = 1000;
