@@ -23,7 +23,7 @@
  *   every refresh: a busy site would run out of ids within months, after
  *   which no new session could be stored. With the shapes above, ids are
  *   taken only by rows that are really inserted (measured in
- *   test/sql/sql-writes.e2e-spec.ts).
+ *   test/sql/sql-backend.ts, "no id is taken").
  * - Every write carries the request's deadline in the server's clock and does
  *   nothing when the server runs it later than that (a server that was paused
  *   runs what it had received when it wakes): a write the client was told
