@@ -77,13 +77,16 @@ function freePort() {
 async function startRedis() {
   const port = await freePort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
-  client.on('error', () => {}); // refused while redis-server starts: connect() below retries
+  let client;
   for (let i = 0; ; i++) {
+    // A client per attempt: ioredis 5 refuses connect() again on a client whose first attempt failed.
+    client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null });
+    client.on('error', () => {}); // refused while redis-server starts: tried again below
     try {
       await client.connect();
       break;
     } catch (error) {
+      client.disconnect();
       if (i > 100) throw new Error(`redis-server did not start (install it: sudo apt-get install redis-server): ${error}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
