@@ -33,9 +33,10 @@ type Kind =
   | 'nest-session (no interceptor)'
   | 'bare+fastify'
   | 'nest-session+fastify'
+  | 'nest-session+fastify (no interceptor)'
   | '@fastify/secure-session'
   | '@fastify/session';
-const ON_FASTIFY = new Set<Kind>(['bare+fastify', 'nest-session+fastify', '@fastify/secure-session', '@fastify/session']);
+const ON_FASTIFY = new Set<Kind>(['bare+fastify', 'nest-session+fastify', 'nest-session+fastify (no interceptor)', '@fastify/secure-session', '@fastify/session']);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** connect-redis 9 speaks node-redis only (it dropped ioredis). */
@@ -172,6 +173,7 @@ async function moduleFor(kind: Kind): Promise<DynamicModule> {
     case 'nest-session+fastify':
       return { module: BenchModule, imports: [SessionModule.forRoot({ secretKey: SECRET })], controllers: [NestSessionController] };
     case 'nest-session (no interceptor)':
+    case 'nest-session+fastify (no interceptor)':
       return { module: BenchModule, imports: [SessionModule.forRoot({ secretKey: SECRET })], controllers: [BackstopOnlyController] };
     case '@fastify/secure-session':
       return { module: BenchModule, controllers: [SecureSessionController] };

@@ -7,6 +7,7 @@ import {
   type StoredRecord,
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
+import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { SessionConfigurationError } from '../session.errors.js';
 
 /** @publicApi */
@@ -95,6 +96,8 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
   private clockOffset = 0;
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;
+  /** Concurrent changes of one session from this process, written together (a group commit). */
+  private readonly queue: SessionWriteQueue;
 
   constructor(options: RedisSessionOptions) {
     super(options, ['client']);
@@ -104,6 +107,7 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     }
     this.client = client as Redis | Cluster;
     this.margin = Math.min(100, Math.max(5, this.storeTimeout / 10));
+    this.queue = new SessionWriteQueue((storeId, batch) => this.writeBatch(storeId, batch), this.margin, () => tooLate(this.storeTimeout));
     this.client.on('error', (error: Error & { code?: string }) => {
       if (error?.code && UNREACHABLE.has(error.code)) this.unreachable = error;
       for (const waiter of this.waiters) waiter.reject(error);
@@ -122,22 +126,45 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     return value ? { value } : null;
   }
 
+  /**
+   * A change goes through the write queue: concurrent changes of one session
+   * from this process become one script run (the measured alternative, a
+   * compare-and-set each, cost 4 GETs a request with 16 writers of one
+   * session). "Only if absent" (a new session) is one script of its own.
+   */
   protected async swapRecord(storeId: string, expected: StoredRecord | null, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<SwapOutcome> {
-    const [code, , current] = await this.write(storeId, call, 'swap', expected ? hash('sha1', expected.value, 'hex') : '', value, ttlSeconds);
+    if (expected) return this.queue.swap(storeId, expected.value, value, ttlSeconds, call.deadline);
+    const [code, , current] = await this.write(storeId, call, 'swap', '', value, ttlSeconds);
     if (code === 1) return { swapped: true };
     return { swapped: false, current: code === 2 && current ? { value: current } : null };
   }
 
   protected async replaceRecord(storeId: string, value: Buffer, ttlSeconds: number, call: StoreCall): Promise<void> {
+    this.queue.forget(storeId);
     await this.write(storeId, call, 'set', '', value, ttlSeconds);
   }
 
   protected async deleteRecord(storeId: string, call: StoreCall): Promise<void> {
+    this.queue.forget(storeId);
     await this.write(storeId, call, 'del', '', '', 0);
   }
 
   protected async refreshRecord(storeId: string, ttlSeconds: number, call: StoreCall): Promise<void> {
     await this.write(storeId, call, 'expire', '', '', ttlSeconds);
+  }
+
+  /** One batch of the write queue: a compare-and-set against the batch's first expected record, by its earliest deadline. */
+  private async writeBatch(storeId: string, batch: BatchWrite): Promise<BatchOutcome> {
+    let reply: ScriptReply;
+    try {
+      reply = await this.write(storeId, { deadline: batch.deadline }, 'swap', hash('sha1', batch.expected, 'hex'), batch.value, batch.ttl);
+    } catch (error) {
+      if (error instanceof LateWrite) return { written: false, late: true };
+      throw error;
+    }
+    const [code, , current] = reply;
+    if (code === 1) return { written: true };
+    return { written: false, current: code === 2 && current ? current : null };
   }
 
   /**
@@ -156,9 +183,7 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
       // The offset is only read off quick replies: a slow one says little about when the script ran.
       if (receivedAt - sentAt < 50) this.clockOffset = reply[1] - (sentAt + receivedAt) / 2;
       if (reply[0] !== 0) return reply;
-      if (attempt > 0 || receivedAt >= call.deadline - this.margin) {
-        throw new Error(`the write reached Redis after the request's deadline and was refused (storeTimeout ${this.storeTimeout} ms)`);
-      }
+      if (attempt > 0 || receivedAt >= call.deadline - this.margin) throw tooLate(this.storeTimeout);
     }
   }
 
@@ -204,6 +229,13 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
       this.waiters.add(waiter);
     });
   }
+}
+
+/** A write refused by Redis as past its deadline: nothing was written. */
+class LateWrite extends Error {}
+
+function tooLate(storeTimeout: number): LateWrite {
+  return new LateWrite(`the write reached Redis after the request's deadline and was refused (storeTimeout ${storeTimeout} ms)`);
 }
 
 function isIoredisClient(client: unknown): boolean {

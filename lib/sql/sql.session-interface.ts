@@ -11,7 +11,7 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SessionConfigurationError } from '../session.errors.js';
 import type { SessionMixin } from '../sessions/session-mixin.js';
-import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from './session-write-queue.js';
+import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { NotSentError, UnsupportedClientError, connect, dialectOf, type SqlClient, type SqlConnection } from './sql-connection.js';
 import {
   CLEANUP_BATCH,
@@ -99,7 +99,7 @@ const MAX_STORE_ID = 255;
  * `expiry` moved, at most once per `refreshAfter`; a route without the
  * session makes no statement. Changes to one session made in this process
  * while a write of it is running are written together by the next UPDATE
- * (see session-write-queue.ts): many concurrent writers of one session cost
+ * (see lib/server-side/session-write-queue.ts): many concurrent writers of one session cost
  * less than one statement each, not a storm of retries.
  *
  * Deliberately not one upsert per write (issue 9 asked for `INSERT … ON

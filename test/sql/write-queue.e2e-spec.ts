@@ -1,6 +1,6 @@
 /**
  * Concurrent changes to one session from one process are written together
- * (lib/sql/session-write-queue.ts), on PostgreSQL and MariaDB: no change is
+ * (lib/server-side/session-write-queue.ts), on PostgreSQL and MariaDB: no change is
  * lost, fewer UPDATEs run than requests, and a request whose deadline passes
  * while it waits is never written, not even inside a later request's value.
  */
