@@ -7,8 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SessionInterface } from 'nest-session';
 import type { RedisSessionInterface } from 'nest-session/redis';
-import { RedisServer } from '../../test/support/loopback-servers.js';
+import type { SqlSessionInterface } from 'nest-session/sql';
+import type { DynamoDBSessionInterface } from 'nest-session/dynamodb';
+import { MongoDBSessionInterface } from 'nest-session/mongodb';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import type BetterSqlite3 from 'better-sqlite3';
+import { RedisServer, freePort } from '../../test/support/loopback-servers.js';
+import { PostgresServer } from '../../test/support/postgres-server.js';
+import { MariaDBServer } from '../../test/support/mariadb-server.js';
+import { DynaliteServer } from '../../test/support/dynalite-server.js';
 import { AppModule } from '../src/app.module.js';
+import { SESSION_STORES } from '../src/session-options.js';
 
 let app: INestApplication;
 let agent: ReturnType<typeof request.agent>;
@@ -201,4 +210,147 @@ describe('SESSION_STORE=redis', () => {
     const keys = await (app.get(SessionInterface) as RedisSessionInterface).client.keys('session:*');
     expect(keys).toHaveLength(1); // the login replaced the first record (regenerate)
   });
+});
+
+/**
+ * The stores of issue 9, each started the way its README line says: the test
+ * starts the server (SQLite needs none) and points the sample's variable at it.
+ */
+type StoreCase = {
+  store: string;
+  interfaceName: string;
+  /** Starts what the store needs; returns the sample's variables and how to stop. */
+  start(): Promise<{ env: Record<string, string>; stop(): Promise<void> }>;
+  /** The number of stored sessions, asked of the store directly. */
+  count(sessions: SessionInterface): Promise<number>;
+  /** Closes the client the sample made (the interface never closes a client it was given). */
+  closeClient(sessions: SessionInterface): Promise<void>;
+};
+const sqlCount = async (sessions: SessionInterface) => {
+  const client = (sessions as SqlSessionInterface).client as unknown as Record<string, (...args: unknown[]) => unknown>;
+  if (typeof client.prepare === 'function') return Number((client.prepare('SELECT count(*) AS n FROM sessions') as BetterSqlite3.Statement).pluck().get());
+  const result = (await client.query('SELECT count(*) AS n FROM sessions')) as { rows?: { n: string }[] } | [{ n: number }[]];
+  return Number(Array.isArray(result) ? result[0][0].n : result.rows![0].n);
+};
+const sqlClose = async (sessions: SessionInterface) => {
+  const client = (sessions as SqlSessionInterface).client as unknown as { close?(): void; end?(): Promise<void> };
+  if (client.close) client.close();
+  else await client.end!();
+};
+const storeCases: StoreCase[] = [
+  {
+    store: 'sqlite',
+    interfaceName: 'SqlSessionInterface',
+    async start() {
+      const dir = mkdtempSync(join(tmpdir(), 'nest-session-sample-sqlite-'));
+      return { env: { SQLITE_FILE: join(dir, 'sessions.db') }, stop: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+    count: sqlCount,
+    closeClient: sqlClose,
+  },
+  {
+    store: 'postgres',
+    interfaceName: 'SqlSessionInterface',
+    async start() {
+      const server = await PostgresServer.start();
+      return { env: { DATABASE_URL: server.url }, stop: () => server.close() };
+    },
+    count: sqlCount,
+    closeClient: sqlClose,
+  },
+  {
+    store: 'mysql',
+    interfaceName: 'SqlSessionInterface',
+    async start() {
+      const server = await MariaDBServer.start();
+      return { env: { DATABASE_URL: server.url }, stop: () => server.close() };
+    },
+    count: sqlCount,
+    closeClient: sqlClose,
+  },
+  {
+    store: 'dynamodb',
+    interfaceName: 'DynamoDBSessionInterface',
+    async start() {
+      const server = await DynaliteServer.start();
+      return { env: { DYNAMODB_ENDPOINT: server.endpoint }, stop: () => server.close() };
+    },
+    async count(sessions) {
+      const { client } = sessions as DynamoDBSessionInterface;
+      return (await client.send(new ScanCommand({ TableName: 'Sessions', Select: 'COUNT' }))).Count!;
+    },
+    async closeClient(sessions) {
+      (sessions as DynamoDBSessionInterface).client.destroy();
+    },
+  },
+];
+
+describe.each(storeCases)('SESSION_STORE=$store', ({ store, interfaceName, start, count, closeClient }) => {
+  let env: Record<string, string>;
+  let stop: () => Promise<void>;
+  beforeAll(async () => {
+    ({ env, stop } = await start());
+  });
+  afterAll(() => stop?.());
+  beforeEach(async () => {
+    await app.close();
+    Object.assign(process.env, { SESSION_STORE: store, ...env });
+    await startSample();
+  });
+  afterEach(async () => {
+    await closeClient(app.get(SessionInterface));
+    for (const name of ['SESSION_STORE', ...Object.keys(env)]) delete process.env[name];
+  });
+
+  test('the same app keeps its sessions in the store its variable points at', async () => {
+    await agent.post('/counter').expect(201, { count: 1 });
+    await agent.post('/form/login').type('form').send({ user: 'dana' }).expect(303);
+    await agent.post('/counter').expect(201, { count: 1 }); // the login started a fresh session
+    await agent.get('/me').expect(200, { user: 'dana' });
+    const page = await agent.get('/').expect(200);
+    expect(page.text).toContain(`a server-side store (${interfaceName})`);
+    expect(cell(page.text, 'user')).toBe('dana');
+    const sessions = app.get(SessionInterface);
+    expect(await count(sessions)).toBe(1); // the login deleted the first record (regenerate)
+    await agent.post('/logout').expect(200, { loggedOut: true });
+    expect(await count(sessions)).toBe(0);
+  });
+});
+
+describe('SESSION_STORE=mongodb', () => {
+  // No MongoDB server can be installed on the test machines (see the README): what the
+  // sample does with its MONGODB_URL is checked against a closed port.
+  let port: number;
+  beforeEach(async () => {
+    await app.close();
+    port = await freePort();
+    Object.assign(process.env, { SESSION_STORE: 'mongodb', MONGODB_URL: `mongodb://127.0.0.1:${port}` });
+    await startSample();
+  });
+  afterEach(async () => {
+    await (app.get(SessionInterface) as MongoDBSessionInterface).client.close();
+    delete process.env.SESSION_STORE;
+    delete process.env.MONGODB_URL;
+  });
+
+  test('uses the MongoDB at MONGODB_URL, and answers 503 at once while nothing listens there', async () => {
+    const sessions = app.get(SessionInterface);
+    expect(sessions).toBeInstanceOf(MongoDBSessionInterface);
+    const started = Date.now();
+    const response = await agent.post('/counter').expect(503);
+    expect(response.body.message).toMatch(/session store .*unavailable/i);
+    expect(Date.now() - started).toBeLessThan(5000);
+    await agent.get('/health-that-does-not-exist').expect(404); // the rest of the app is up
+  });
+});
+
+test('an unknown SESSION_STORE stops the app at start, listing the values it accepts', async () => {
+  await app.close();
+  process.env.SESSION_STORE = 'mongo';
+  try {
+    await expect(startSample()).rejects.toThrow(`SESSION_STORE must be one of ${SESSION_STORES.join(', ')}, not "mongo"`);
+  } finally {
+    delete process.env.SESSION_STORE;
+    await startSample(); // for the afterEach
+  }
 });
