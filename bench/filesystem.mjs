@@ -1,6 +1,7 @@
 /**
- * node bench/filesystem.mjs (after `npm run build`): the filesystem store's
- * writes, through a real NestJS app, as the store grows and past its
+ * Part of npm run bench (bench/all.mjs; alone: BENCH_ONLY=filesystem npm run
+ * bench, or node bench/filesystem.mjs after `npm run build`): the filesystem
+ * store's writes, through a real NestJS app, as the store grows and past its
  * threshold (issue 8, item 5). Two pairs of servers, each pair serving at the
  * same time on one shared CPU (this process, the load generator, runs on the
  * others), so whatever else the machine does slows both alike:
@@ -25,13 +26,13 @@
  * 5), BENCH_WARMUP (seconds per server, default 2), BENCH_PIN=0 (no pinning)
  * tune it. The table is printed and written to bench/results/filesystem.md.
  */
-import autocannon from 'autocannon';
-import { execFileSync, fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { OTHER_CPUS, forkServer, load, median, pin, publish, settings, sleep, step, today, together } from './harness.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
@@ -76,22 +77,8 @@ async function serve({ module, cacheDir, threshold }) {
 }
 
 async function main() {
-  const DURATION = Number(process.env.BENCH_DURATION ?? 3);
-  const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-  const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
-  const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 40);
+  const { DURATION, ROUNDS, WARMUP, CONNECTIONS } = settings({ DURATION: 3, ROUNDS: 5, WARMUP: 2, CONNECTIONS: 40 });
   const OPEN_FILES = 1024;
-  const CPUS = availableParallelism();
-  const SERVER_CPU = CPUS > 1 ? String(CPUS - 1) : undefined;
-  const OTHER_CPUS = CPUS > 1 ? `0-${CPUS - 2}` : undefined;
-  const pin = (pid, cpus) => {
-    if (cpus === undefined || process.env.BENCH_PIN === '0') return;
-    try {
-      execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-    } catch {
-      // taskset missing (util-linux): unpinned runs are only noisier.
-    }
-  };
 
   if (!existsSync(join(DIST, 'filesystem', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first.');
   const { StoreSerializer } = await import(pathToFileURL(join(DIST, 'index.js')).href);
@@ -121,41 +108,23 @@ async function main() {
 
   const servers = [];
   const start = async (impl, scenario, cacheDir, threshold, route, cookies) => {
-    const child = fork(fileURLToPath(import.meta.url), ['serve', JSON.stringify({ module: impl.module, cacheDir, threshold })], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const { port } = await new Promise((resolve, reject) => {
-      child.once('message', resolve);
-      child.once('exit', (code) => reject(new Error(`the ${scenario} server exited with ${code}`)));
-    });
-    pin(child.pid, SERVER_CPU);
+    const {
+      child,
+      message: { port },
+    } = await forkServer(fileURLToPath(import.meta.url), ['serve', JSON.stringify({ module: impl.module, cacheDir, threshold })], `the ${scenario}`);
     try {
       execFileSync('prlimit', ['--pid', String(child.pid), `--nofile=${OPEN_FILES}:${OPEN_FILES}`], { stdio: 'ignore' });
     } catch {
       console.warn('prlimit (util-linux) is missing: servers keep this shell\'s open-files limit.');
     }
-    const server = { impl: impl.name, scenario, cacheDir, threshold, route, cookies, port, child };
+    const server = { impl: impl.name, scenario, cacheDir, threshold, route, cookies: cookies.map((sid) => `session=${sid}`), port, child };
     servers.push(server);
     return server;
   };
 
-  /** `cookies`: sent round robin, one per request; none: every request is a new visitor. */
-  const load = (server, duration) => {
-    let next = 0;
-    return autocannon({
-      url: `http://127.0.0.1:${server.port}/${server.route}`,
-      connections: CONNECTIONS,
-      duration,
-      timeout: 10,
-      requests: [
-        {
-          setupRequest: (request) =>
-            server.cookies.length ? { ...request, headers: { ...request.headers, cookie: `session=${server.cookies[next++ % server.cookies.length]}` } } : request,
-        },
-      ],
-    });
-  };
-  const measure = (result) => ({
+  /** The server's cookies sent round robin, one per request; none: every request is a new visitor. */
+  const loadServer = (server, duration) => load(server.port, server.route, { connections: CONNECTIONS, duration, timeout: 10, cookies: server.cookies });
+  const measure = ({ result }) => ({
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -167,27 +136,25 @@ async function main() {
   try {
     const pairs = [];
     for (const impl of implementations) {
-      process.stdout.write(`${impl.name}: writing the folders... `);
-      const clients = Array.from({ length: 10 }, newSid);
-      const tag = impl.name.replace(/\W+/g, '-');
-      const small = await start(impl, '10 stored', folder(`${tag}-10`, clients, 0), 20_000, 'write', clients);
-      const large = await start(impl, '10,000 stored', folder(`${tag}-10000`, clients, 9_990), 20_000, 'write', clients);
-      const above = await start(impl, 'new sessions, threshold above the count', folder(`${tag}-above`, [], 500), 1_000_000, 'visit', []);
-      const past = await start(impl, 'new sessions, past the threshold (500)', folder(`${tag}-past`, [], 500), 500, 'visit', []);
-      pairs.push({ impl: impl.name, kind: 'stored', base: small, subject: large, samples: [] });
-      pairs.push({ impl: impl.name, kind: 'threshold', base: above, subject: past, samples: [] });
-      console.log('done');
+      await step(`${impl.name}: writing the folders`, async () => {
+        const clients = Array.from({ length: 10 }, newSid);
+        const tag = impl.name.replace(/\W+/g, '-');
+        const small = await start(impl, '10 stored', folder(`${tag}-10`, clients, 0), 20_000, 'write', clients);
+        const large = await start(impl, '10,000 stored', folder(`${tag}-10000`, clients, 9_990), 20_000, 'write', clients);
+        const above = await start(impl, 'new sessions, threshold above the count', folder(`${tag}-above`, [], 500), 1_000_000, 'visit', []);
+        const past = await start(impl, 'new sessions, past the threshold (500)', folder(`${tag}-past`, [], 500), 500, 'visit', []);
+        pairs.push({ impl: impl.name, kind: 'stored', base: small, subject: large, samples: [] });
+        pairs.push({ impl: impl.name, kind: 'threshold', base: above, subject: past, samples: [] });
+      });
     }
-    process.stdout.write(`warming up ${servers.length} servers (${WARMUP} s each)... `);
-    for (const server of servers) await load(server, WARMUP);
-    console.log('done');
+    await step(`warming up ${servers.length} servers (${WARMUP} s each)`, async () => {
+      for (const server of servers) await loadServer(server, WARMUP);
+    });
 
     for (let round = 0; round < ROUNDS; round++) {
       for (const pair of pairs) {
         // The load that starts first gets a little more: alternated between rounds.
-        const order = round % 2 ? [pair.subject, pair.base] : [pair.base, pair.subject];
-        const results = await Promise.all(order.map((server) => load(server, DURATION)));
-        const [base, subject] = (round % 2 ? results.reverse() : results).map(measure);
+        const [base, subject] = (await together([pair.base, pair.subject], round % 2 === 1, (server) => loadServer(server, DURATION))).map(measure);
         pair.samples.push({ base, subject });
         console.log(
           `round ${round + 1}/${ROUNDS} ${pair.impl}: ${pair.base.scenario} ${Math.round(base.rps)} req/s, ${base.errors} errors` +
@@ -195,16 +162,11 @@ async function main() {
         );
       }
     }
-    await new Promise((resolve) => setTimeout(resolve, 1000)); // eviction catches up with the last writes
+    await sleep(1000); // eviction catches up with the last writes
 
-    const median = (values) => {
-      const sorted = [...values].sort((a, b) => a - b);
-      const mid = sorted.length >> 1;
-      return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    };
     const lines = [
       `${ROUNDS} rounds of ${DURATION} s, ${CONNECTIONS} connections per server, the two servers of a pair at the same time on one CPU,`,
-      `\`ulimit -n ${OPEN_FILES}\`, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}. req/s, p50 and p99 are medians over rounds;`,
+      `\`ulimit -n ${OPEN_FILES}\`, Node ${process.version}, ${today()}. req/s, p50 and p99 are medians over rounds;`,
       'the ratio is the median of the second server\'s req/s over the first\'s; errors and 503s are totals over all rounds.',
       '',
       '| implementation | first server | second server | ratio | req/s (first / second) | p50 ms | p99 ms | errors (503s) | files at the end |',
@@ -221,12 +183,7 @@ async function main() {
           ` ${countFiles(pair.base.cacheDir)} / ${countFiles(pair.subject.cacheDir)} |`,
       );
     }
-    const table = lines.join('\n');
-    console.log('\n' + table);
-    const out = join(ROOT, 'bench', 'results');
-    mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'filesystem.md'), table + '\n');
-    console.log('\nWritten to bench/results/filesystem.md');
+    publish('filesystem.md', lines.join('\n'));
   } finally {
     for (const server of servers) server.child.kill('SIGKILL');
     rmSync(scratch, { recursive: true, force: true });

@@ -14,13 +14,13 @@ import { NestFactory } from '@nestjs/core';
 import cookieSession from 'cookie-session';
 import expressSession from 'express-session';
 import { NestSessionOptions, SessionModule as NestjsSessionModule } from 'nestjs-session';
-import { Session, SessionModule, getSession, type SessionMixin } from 'nest-session';
+import { SessionModule, getSession } from 'nest-session';
 import { RedisSessionInterface } from 'nest-session/redis';
 import { RedisStore } from 'connect-redis';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
+import { BareController, NestSessionController, ReqSessionController, SECRET } from './controllers.js';
 
-const SECRET = 'benchmark secret';
 type Kind =
   | 'bare'
   | 'nest-session'
@@ -44,42 +44,6 @@ async function connectRedisStore(): Promise<RedisStore> {
   const client = createClient({ url: REDIS_URL });
   await client.connect();
   return new RedisStore({ client });
-}
-type Bag = Record<string, unknown>;
-
-@Controller()
-class BareController {
-  @Get('none') none() {
-    return { ok: true };
-  }
-  @Get('read') read() {
-    return { user: 'alice' };
-  }
-  @Get('write') write() {
-    return { count: 1 };
-  }
-  @Get('login') login() {
-    return { ok: true };
-  }
-}
-
-@Controller()
-class NestSessionController {
-  @Get('none') none() {
-    return { ok: true };
-  }
-  @Get('read') read(@Session() session: SessionMixin) {
-    return { user: session.get('user') };
-  }
-  @Get('write') write(@Session() session: SessionMixin) {
-    const count = ((session.get('count') as number) ?? 0) + 1;
-    session.set('count', count);
-    return { count };
-  }
-  @Get('login') login(@Session() session: SessionMixin) {
-    session.set('user', 'alice');
-    return { ok: true };
-  }
 }
 
 /**
@@ -124,26 +88,6 @@ class SecureSessionController {
   }
   @Get('login') login(@Req() req: { session: SecureSession }) {
     req.session.set('user', 'alice');
-    return { ok: true };
-  }
-}
-
-/** The same routes over `req.session`, as express-session, cookie-session and nestjs-session expose it. */
-@Controller()
-class ReqSessionController {
-  @Get('none') none() {
-    return { ok: true };
-  }
-  @Get('read') read(@Req() req: { session: Bag }) {
-    return { user: req.session.user };
-  }
-  @Get('write') write(@Req() req: { session: Bag }) {
-    const count = ((req.session.count as number) ?? 0) + 1;
-    req.session.count = count;
-    return { count };
-  }
-  @Get('login') login(@Req() req: { session: Bag }) {
-    req.session.user = 'alice';
     return { ok: true };
   }
 }

@@ -1,78 +1,23 @@
 /**
  * One SQL benchmark server: `node bench/dist/sql-server.js KIND PORT`, with
  * PG_URL the PostgreSQL database to keep sessions in. A NestJS app on Express
- * with the three routes of server.ts (/none, /read, /write) and /login:
+ * with the routes of controllers.ts (/none, /read, /write and /login):
  *   bare                               no sessions
  *   nest-session+pg                    SqlSessionInterface on a pg Pool
  *   express-session+connect-pg-simple  express-session with connect-pg-simple on a pg Pool
  * Both stores get a pg Pool of the same size (node-postgres's default, 10).
  */
 import 'reflect-metadata';
-import { Controller, Get, Module, Req, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import connectPgSimple from 'connect-pg-simple';
 import expressSession from 'express-session';
-import { Session, SessionModule, type SessionMixin } from 'nest-session';
+import { SessionModule } from 'nest-session';
 import { SqlSessionInterface } from 'nest-session/sql';
 import pg from 'pg';
+import { BareController, NestSessionController, ReqSessionController, SECRET } from './controllers.js';
 
-const SECRET = 'benchmark secret';
 type Kind = 'bare' | 'nest-session+pg' | 'express-session+connect-pg-simple';
-type Bag = Record<string, unknown>;
-
-@Controller()
-class BareController {
-  @Get('none') none() {
-    return { ok: true };
-  }
-  @Get('read') read() {
-    return { user: 'alice' };
-  }
-  @Get('write') write() {
-    return { count: 1 };
-  }
-  @Get('login') login() {
-    return { ok: true };
-  }
-}
-
-@Controller()
-class NestSessionController {
-  @Get('none') none() {
-    return { ok: true };
-  }
-  @Get('read') read(@Session() session: SessionMixin) {
-    return { user: session.get('user') };
-  }
-  @Get('write') write(@Session() session: SessionMixin) {
-    const count = ((session.get('count') as number) ?? 0) + 1;
-    session.set('count', count);
-    return { count };
-  }
-  @Get('login') login(@Session() session: SessionMixin) {
-    session.set('user', 'alice');
-    return { ok: true };
-  }
-}
-
-@Controller()
-class ReqSessionController {
-  @Get('none') none() {
-    return { ok: true };
-  }
-  @Get('read') read(@Req() req: { session: Bag }) {
-    return { user: req.session.user };
-  }
-  @Get('write') write(@Req() req: { session: Bag }) {
-    const count = ((req.session.count as number) ?? 0) + 1;
-    req.session.count = count;
-    return { count };
-  }
-  @Get('login') login(@Req() req: { session: Bag }) {
-    req.session.user = 'alice';
-    return { ok: true };
-  }
-}
 
 @Module({})
 class BenchModule {}

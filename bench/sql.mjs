@@ -2,10 +2,11 @@
  * The SQL benchmark: nest-session's SqlSessionInterface on PostgreSQL side by
  * side with express-session + connect-pg-simple, behind the same NestJS
  * routes (bench/sql-server.ts), each server in its own process, driven by
- * autocannon from this one. Run after a build:
- *   npm run build && npx tsc -p bench/tsconfig.json && node bench/sql.mjs
+ * autocannon from this one. Part of npm run bench (bench/all.mjs); alone:
+ *   BENCH_ONLY=sql npm run bench
+ * or, after the build, node bench/sql.mjs.
  *
- * The method is run.mjs's: both servers serve the same route at the same time,
+ * The method is run.mjs's (the helpers of both are in harness.mjs): both servers serve the same route at the same time,
  * pinned to the same CPU (the load generator and PostgreSQL run on the
  * others), BENCH_ROUNDS rounds; a ratio is the median over rounds of our req/s
  * over theirs, and in brackets the same from CPU time per request (theirs ÷
@@ -25,23 +26,36 @@
  * BENCH_DURATION (seconds per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_WARMUP (seconds per server and route, default 4), BENCH_CONNECTIONS
  * (per server, default 16), BENCH_ROUTES (default none,read,write,write-many)
- * tune it; BENCH_PIN=0 leaves the processes unpinned.
+ * tune it; BENCH_PIN=0 leaves the processes unpinned. The table is printed
+ * and written to bench/results/sql.md.
  */
-import autocannon from 'autocannon';
-import { execFileSync, fork, spawn } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { execFileSync, spawn } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import {
+  OTHER_CPUS,
+  compare,
+  comparisonHeader,
+  comparisonPreamble,
+  comparisonRow,
+  forkServer,
+  freePort,
+  load,
+  login,
+  perRequest,
+  pin,
+  publish,
+  retry,
+  settings,
+  sleep,
+  step,
+} from './harness.mjs';
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 2);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const { DURATION, ROUNDS, WARMUP, CONNECTIONS, SESSIONS } = settings({ DURATION: 2, ROUNDS: 8, WARMUP: 4, CONNECTIONS: 16, SESSIONS: 64 });
 const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write,write-many').split(',');
-const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 64);
 const SUBJECT = 'nest-session+pg';
 const OTHERS = ['bare', 'express-session+connect-pg-simple'];
 /** The database role each server logs in as: statements are counted per role. */
@@ -49,57 +63,10 @@ const ROLES = { 'nest-session+pg': 'nest', 'express-session+connect-pg-simple': 
 const SERVER = fileURLToPath(new URL('./dist/sql-server.js', import.meta.url));
 const COUNTED_REQUESTS = 2000;
 
-// --- shared with run.mjs (the same helpers; to be factored into one module) ---
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
-
-const CPUS = availableParallelism();
-const SERVER_CPU = CPUS > 1 ? String(CPUS - 1) : undefined;
-const OTHER_CPUS = CPUS > 1 ? `0-${CPUS - 2}` : undefined;
-function pin(pid, cpus) {
-  if (cpus === undefined || process.env.BENCH_PIN === '0') return;
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-  } catch {
-    // taskset missing (util-linux): unpinned runs are only noisier.
-  }
-}
-
-function cpuMicros(pid) {
-  const stat = `/proc/${pid}/stat`;
-  if (!existsSync(stat)) return NaN;
-  const fields = readFileSync(stat, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100;
-}
-
 /** `cookies`: one Cookie header for every request, or (write-many) a list the requests take in turn. */
-function load(server, route, length, cookies = route === 'write-many' ? server.cookies : server.cookie) {
-  const path = route === 'write-many' ? 'write' : route;
-  let next = 0;
-  const rotation = Array.isArray(cookies)
-    ? { requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, cookie: cookies[next++ % cookies.length] } }) }] }
-    : { headers: cookies ? { cookie: cookies } : {} };
-  return autocannon({ url: `http://127.0.0.1:${server.port}/${path}`, connections: CONNECTIONS, ...length, ...rotation });
+function loadRoute(server, route, length, cookies = route === 'write-many' ? server.cookies : server.cookie) {
+  return load(server.port, route === 'write-many' ? 'write' : route, { connections: CONNECTIONS, ...length, cookies });
 }
-
-async function login(port) {
-  const response = await fetch(`http://127.0.0.1:${port}/login`);
-  return response.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
-}
-
-const median = (values) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 // --- PostgreSQL -------------------------------------------------------------
 
@@ -135,18 +102,20 @@ async function startPostgres() {
     { stdio: 'ignore', ...owner },
   );
   const admin = { host: dir, port, user: 'postgres', database: 'postgres' };
-  for (let attempt = 0; ; attempt++) {
-    const client = new pg.Client(admin);
-    try {
-      await client.connect();
-      await client.end();
-      break;
-    } catch (error) {
-      await client.end().catch(() => undefined);
-      if (attempt > 400) throw new Error(`PostgreSQL did not start: ${error.message}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
+  await retry(
+    400,
+    async () => {
+      const client = new pg.Client(admin);
+      try {
+        await client.connect();
+        await client.end();
+      } catch (error) {
+        await client.end().catch(() => undefined);
+        throw error;
+      }
+    },
+    (error) => new Error(`PostgreSQL did not start: ${error.message}`),
+  );
   const setup = new pg.Client(admin);
   await setup.connect();
   await setup.query('CREATE DATABASE bench');
@@ -209,12 +178,7 @@ function statementKind(query) {
 
 async function start(kind, database) {
   const port = await freePort();
-  const child = fork(SERVER, [kind, String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, PG_URL: database.urlFor(ROLES[kind]) } });
-  await new Promise((resolve, reject) => {
-    child.once('message', resolve);
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code}`)));
-  });
-  pin(child.pid, SERVER_CPU);
+  const { child } = await forkServer(SERVER, [kind, String(port)], kind, { PG_URL: database.urlFor(ROLES[kind]) });
   const cookie = await login(port);
   const cookies = await Promise.all(Array.from({ length: SESSIONS }, () => login(port)));
   return { kind, port, child, cookie, cookies };
@@ -227,50 +191,33 @@ pin(process.pid, OTHER_CPUS);
 try {
   database = await startPostgres();
   for (const kind of [SUBJECT, ...OTHERS]) servers.push(await start(kind, database));
-  process.stdout.write(`warming up ${servers.length} servers (${WARMUP} s a route)... `);
-  for (const server of servers) for (const route of ROUTES) await load(server, route, { duration: WARMUP });
-  console.log('done');
+  await step(`warming up ${servers.length} servers (${WARMUP} s a route)`, async () => {
+    for (const server of servers) for (const route of ROUTES) await loadRoute(server, route, { duration: WARMUP });
+  });
 
-  async function pair(route, ours, theirs, theirsFirst) {
-    const both = theirsFirst ? [theirs, ours] : [ours, theirs];
-    const cpuBefore = both.map((server) => cpuMicros(server.child.pid));
-    const cookieOf = (server) => {
-      const source = server.kind === 'bare' ? ours : server;
-      return route === 'write-many' ? source.cookies : source.cookie;
-    };
-    const results = await Promise.all(both.map((server) => load(server, route, { duration: DURATION }, cookieOf(server))));
-    const measured = results.map((result, i) => ({
-      rps: result.requests.average,
-      p99: result.latency.p99,
-      cpu: (cpuMicros(both[i].child.pid) - cpuBefore[i]) / result.requests.total,
-      errors: result.errors + result.non2xx,
-    }));
-    return theirsFirst ? measured.reverse() : measured;
-  }
-
-  const samples = {}; // samples[route][other][round] = { ours, theirs }
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const route of ROUTES) {
-      const order = OTHERS.map((_, i) => OTHERS[(i + round) % OTHERS.length]);
-      for (const other of order) {
-        const [ours, theirs] = await pair(route, byKind(SUBJECT), byKind(other), round % 2 === 1);
-        ((samples[route] ??= {})[other] ??= []).push({ ours, theirs });
-        console.log(
-          `round ${round + 1}/${ROUNDS} /${route}: ${SUBJECT} ${Math.round(ours.rps)} req/s (${Math.round(ours.cpu)} µs CPU/req)` +
-            ` | ${other} ${Math.round(theirs.rps)} req/s (${Math.round(theirs.cpu)} µs CPU/req)`,
-        );
-      }
-    }
-  }
+  // samples[route][other][round] = { ours, theirs }
+  const samples = (
+    await compare({
+      rounds: ROUNDS,
+      routes: ROUTES,
+      groups: [{ name: 'sql', subject: SUBJECT, others: OTHERS }],
+      serverOf: byKind,
+      // Bare NestJS sets no cookie; it gets ours.
+      load: (route, server, ours) => {
+        const source = server.kind === 'bare' ? ours : server;
+        return loadRoute(server, route, { duration: DURATION }, route === 'write-many' ? source.cookies : source.cookie);
+      },
+    })
+  ).sql;
 
   // Statements per request: each server alone for a fixed number of requests, all answered when autocannon returns.
-  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await sleep(1000);
   const statements = {}; // statements[route][kind] = { SELECT: n, … }
   for (const route of ROUTES) {
     for (const kind of [SUBJECT, OTHERS[1]]) {
       const role = ROLES[kind];
       const before = (await statementCalls(database.client))[role] ?? {};
-      const result = await load(byKind(kind), route, { amount: COUNTED_REQUESTS });
+      const result = await loadRoute(byKind(kind), route, { amount: COUNTED_REQUESTS });
       const after = (await statementCalls(database.client))[role] ?? {};
       const perKind = {};
       for (const [query, calls] of Object.entries(after)) {
@@ -280,32 +227,21 @@ try {
       (statements[route] ??= {})[kind] = perKind;
     }
   }
-  const statementText = (route, kind) =>
-    Object.entries(statements[route][kind] ?? {})
-      .filter(([, n]) => n > 0.005)
-      .map(([what, n]) => `${what} ${n.toFixed(2)}`)
-      .join(' + ') || '0';
+  const statementText = (route, kind) => perRequest(Object.entries(statements[route][kind] ?? {}));
 
   const lines = [
-    `${ROUNDS} rounds of ${DURATION} s per pair and route, ${CONNECTIONS} connections per server, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+    comparisonPreamble({ rounds: ROUNDS, duration: DURATION, connections: CONNECTIONS }),
     'Each row: nest-session and the other serving the route at the same time on one shared CPU (PostgreSQL and the load generator on the other).',
     "The ratio is the median over rounds of nest-session's req/s over theirs; in brackets, from CPU time per request (theirs ÷ ours).",
     '',
     '**Sessions in PostgreSQL (one local server, pg Pool of 10 each)**',
     '',
-    `| route | ${SUBJECT} vs | ratio | ${SUBJECT} req/s | their req/s | p99 ms (ours / theirs) | CPU µs/req (ours / theirs) | statements / request (ours / theirs) | errors |`,
-    '|---|---|---:|---:|---:|---:|---:|---|---:|',
+    ...comparisonHeader(SUBJECT, ['statements / request (ours / theirs)']),
   ];
   for (const route of ROUTES) {
     for (const other of OTHERS) {
-      const runs = samples[route][other];
-      const med = (of) => median(runs.map(of));
-      const ratio = `${med((r) => r.ours.rps / r.theirs.rps).toFixed(2)} (${med((r) => r.theirs.cpu / r.ours.cpu).toFixed(2)})`;
       const counted = `${statementText(route, SUBJECT)} / ${other === 'bare' ? '0' : statementText(route, other)}`;
-      const errors = runs.reduce((n, r) => n + r.ours.errors + r.theirs.errors, 0);
-      lines.push(
-        `| ${route === 'write-many' ? `/write, ${SESSIONS} sessions` : `/${route}`} | ${other} | ${ratio} | ${Math.round(med((r) => r.ours.rps))} | ${Math.round(med((r) => r.theirs.rps))} | ${med((r) => r.ours.p99)} / ${med((r) => r.theirs.p99)} | ${Math.round(med((r) => r.ours.cpu))} / ${Math.round(med((r) => r.theirs.cpu))} | ${counted} | ${errors} |`,
-      );
+      lines.push(comparisonRow(route === 'write-many' ? `/write, ${SESSIONS} sessions` : `/${route}`, other, samples[route][other], [counted]));
     }
   }
   lines.push(
@@ -313,12 +249,7 @@ try {
     `/none never touches the session; /read reads one value; /write reads and writes a counter, every request with the one session cookie the server set at /login; write-many is /write over ${SESSIONS} sessions in turn.`,
     "nest-session refreshes an unchanged session's expiry at most once a minute (refreshAfter); connect-pg-simple touches it on every request.",
   );
-  const table = lines.join('\n');
-  console.log('\n' + table);
-  const out = fileURLToPath(new URL('./results/', import.meta.url));
-  mkdirSync(out, { recursive: true });
-  writeFileSync(`${out}sql-latest.md`, table + '\n');
-  console.log('\nWritten to bench/results/sql-latest.md');
+  publish('sql.md', lines.join('\n'));
 } finally {
   for (const server of servers) server.child.kill();
   await database?.client.end().catch(() => undefined);
