@@ -183,7 +183,7 @@ interface PgQueryResult {
   rowCount: number | null;
 }
 interface PgPoolClient {
-  query(config: { text: string; values: unknown[] }, callback: (error: Error | null, result: PgQueryResult) => void): void;
+  query(text: string, values: unknown[], callback: (error: Error | null, result: PgQueryResult) => void): void;
   release(destroy?: Error | boolean): void;
   on(event: 'error', listener: (error: Error) => void): unknown;
 }
@@ -213,7 +213,8 @@ class PgConnection implements SqlConnection {
           client.release(brokenClients.get(client));
           return reject(new NotSentError());
         }
-        client.query({ text: sql, values: params as unknown[] }, (error, result) => {
+        // The text and values apart, not a config object: node-postgres copies a config object on every query.
+        client.query(sql, params as unknown[], (error, result) => {
           // A connection that failed (rather than a statement the server refused) is not given back to the pool.
           client.release((error && !this.isStatementError(error) ? error : undefined) ?? brokenClients.get(client));
           if (error) reject(withAddress(error, this.address, this.host));
