@@ -24,7 +24,7 @@
  * BENCH_DURATION (seconds per run, default 2), BENCH_ROUNDS (default 8),
  * BENCH_WARMUP (seconds per server and route before measuring, default 4),
  * BENCH_CONNECTIONS (per server, default 16), BENCH_SUITES (default
- * cookie,fastify,redis), BENCH_ROUTES (default none,read,write) tune it;
+ * cookie,fastify,redis), BENCH_ROUTES (default none,read,write,write-many), BENCH_SESSIONS (write-many's sessions, default 64) tune it;
  * BENCH_PIN=0 leaves the processes unpinned. The table is printed and
  * written to bench/results/latest.md.
  */
@@ -51,7 +51,7 @@ import {
 } from './harness.mjs';
 
 /** WARMUP: V8 needs thousands of requests to reach its optimized code: measured, about 8 s of load. */
-const { DURATION, ROUNDS, WARMUP, CONNECTIONS } = settings({ DURATION: 2, ROUNDS: 8, WARMUP: 4, CONNECTIONS: 16 });
+const { DURATION, ROUNDS, WARMUP, CONNECTIONS, SESSIONS } = settings({ DURATION: 2, ROUNDS: 8, WARMUP: 4, CONNECTIONS: 16, SESSIONS: 64 });
 /** Two suites in one run: signed cookies, and sessions in one local redis-server. Each compares `subject` with every other kind. */
 const SUITES = {
   cookie: {
@@ -72,9 +72,9 @@ const SUITES = {
 };
 const SELECTED = (process.env.BENCH_SUITES ?? 'cookie,fastify,redis').split(',');
 const KINDS = [...new Set(SELECTED.flatMap((suite) => [SUITES[suite].subject, ...SUITES[suite].others]))];
-/** Redis commands counted per request (INFO commandstats). */
-const REDIS_COMMANDS = ['get', 'set', 'expire', 'del'];
-const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write').split(',');
+/** Redis commands counted per request (INFO commandstats, which also counts the commands a script runs). */
+const REDIS_COMMANDS = ['get', 'set', 'expire', 'del', 'evalsha'];
+const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write,write-many').split(',');
 const SERVER = fileURLToPath(new URL('./dist/server.js', import.meta.url));
 
 /** A redis-server of the benchmark's own, on a free loopback port. */
@@ -111,14 +111,23 @@ async function redisCommandCounts(client) {
 async function start(kind, env) {
   const port = await freePort();
   const { child } = await forkServer(SERVER, [kind, String(port)], kind, env);
-  return { kind, port, child, cookie: await login(port) };
+  const cookie = await login(port);
+  const cookies = await Promise.all(Array.from({ length: SESSIONS }, () => login(port)));
+  return { kind, port, child, cookie, cookies };
 }
 
 /**
- * `length`: `{ duration }` in seconds or `{ amount }` of requests; `cookie`:
- * the Cookie header to send, by default the one the server set at /login.
+ * `length`: `{ duration }` in seconds or `{ amount }` of requests; `source`:
+ * the server whose cookies to send (its own by default): the one it set at
+ * /login, or for write-many its SESSIONS cookies in turn (/write as many users would).
  */
-const loadRoute = (server, route, length, cookie = server.cookie) => load(server.port, route, { connections: CONNECTIONS, ...length, cookies: cookie });
+const loadRoute = (server, route, length, source = server) =>
+  load(server.port, route === 'write-many' ? 'write' : route, {
+    connections: CONNECTIONS,
+    ...length,
+    cookies: route === 'write-many' ? source.cookies : source.cookie,
+  });
+const routeLabel = (route) => (route === 'write-many' ? `/write, ${SESSIONS} sessions` : `/${route}`);
 
 const servers = [];
 const byKind = (kind) => servers.find((server) => server.kind === kind);
@@ -138,7 +147,7 @@ try {
     groups: SELECTED.map((suite) => ({ name: suite, ...SUITES[suite] })),
     serverOf: byKind,
     // Bare NestJS sets no cookie; it gets ours, so that both parse the same requests.
-    load: (route, server, ours) => loadRoute(server, route, { duration: DURATION }, server.kind.startsWith('bare') ? ours.cookie : server.cookie),
+    load: (route, server, ours) => loadRoute(server, route, { duration: DURATION }, server.kind.startsWith('bare') ? ours : server),
   });
 
   // Redis commands per request: each server alone, since INFO counts for the whole redis-server.
@@ -169,11 +178,14 @@ try {
     for (const route of ROUTES) {
       for (const other of others) {
         const redisCell = withRedis ? [`${commandText(route, subject)} / ${commandText(route, other)}`] : [];
-        lines.push(comparisonRow(`/${route}`, other, samples[suite][route][other], redisCell));
+        lines.push(comparisonRow(routeLabel(route), other, samples[suite][route][other], redisCell));
       }
     }
   }
-  lines.push('', '/none never touches the session; /read reads one value; /write reads and writes a counter.');
+  lines.push(
+    '',
+    `/none never touches the session; /read reads one value; /write reads and writes a counter, every request with the one session cookie the server set at /login (so 16 concurrent writers of one session); /write, ${SESSIONS} sessions is /write over ${SESSIONS} sessions in turn, as many users would.`,
+  );
   publish('latest.md', lines.join('\n'));
 } finally {
   for (const server of servers) server.child.kill();

@@ -38,10 +38,10 @@ import {
   SessionNotInitializedError,
   UseSession,
   getSession,
-  type SessionApp,
   type SessionMixin,
 } from '../../lib/index.js';
 import { PLATFORMS, RecordingLogger, cookiePair, createApp, sessionCookie, setCookies, type Platform } from '../support/apps.js';
+import { CountingCookieInterface } from '../support/counting-interfaces.js';
 
 const SEEN = Symbol('session seen by the guard');
 
@@ -224,20 +224,6 @@ class PipelineModule {
   }
 }
 
-/** Counts opens and saves, to prove each request opens and saves once and untouched routes never reach the interface. */
-@Injectable()
-class CountingInterface extends SecureCookieSessionInterface {
-  opens = 0;
-  saves = 0;
-  override openSession(app: SessionApp, req: never) {
-    this.opens++;
-    return super.openSession(app, req);
-  }
-  override saveSession(app: SessionApp, session: SessionMixin, res: never) {
-    this.saves++;
-    return super.saveSession(app, session, res);
-  }
-}
 
 test('@Session() binds SessionInterceptor to its handler once, however many @Session() parameters it has', () => {
   const bound = (name: keyof PipelineController) => Reflect.getMetadata('__interceptors__', PipelineController.prototype[name]) as unknown[];
@@ -248,11 +234,11 @@ test('@Session() binds SessionInterceptor to its handler once, however many @Ses
 
 describe.each(PLATFORMS)('on %s', (platform: Platform) => {
   let app: INestApplication;
-  let sessions: CountingInterface;
+  let sessions: CountingCookieInterface;
   let server: ReturnType<INestApplication['getHttpServer']>;
 
   beforeEach(async () => {
-    sessions = new CountingInterface();
+    sessions = new CountingCookieInterface();
     app = await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' }), PipelineModule] }, false, platform);
     server = app.getHttpServer();
   });

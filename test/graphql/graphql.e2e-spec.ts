@@ -21,17 +21,15 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { FileSystemSessionInterface } from '../../lib/filesystem/index.js';
 import {
-  SecureCookieSessionInterface,
   Session,
   SessionModule,
   UseSession,
   getSession,
-  type SessionApp,
   type SessionMixin,
 } from '../../lib/index.js';
 import { cookiePair, createApp, sessionCookie, setCookies, type Platform } from '../support/apps.js';
+import { CountingCookieInterface, CountingFileSystemInterface, type Counting } from '../support/counting-interfaces.js';
 
 /** Where a guard leaves the session it saw, on the operation's GraphQL context. */
 const SEEN = Symbol('session seen by the guard');
@@ -138,36 +136,6 @@ class AccountResolver {
   }
 }
 
-/** Counts opens and saves of the signed-cookie interface. */
-@Injectable()
-class CountingCookieInterface extends SecureCookieSessionInterface {
-  opens = 0;
-  saves = 0;
-  override openSession(app: SessionApp, req: never) {
-    this.opens++;
-    return super.openSession(app, req);
-  }
-  override saveSession(app: SessionApp, session: SessionMixin, res: never) {
-    this.saves++;
-    return super.saveSession(app, session, res);
-  }
-}
-
-/** Counts opens and saves of the filesystem store, whose open and save are asynchronous. */
-class CountingFileSystemInterface extends FileSystemSessionInterface {
-  opens = 0;
-  saves = 0;
-  override openSession(app: SessionApp, req: never) {
-    this.opens++;
-    return super.openSession(app, req);
-  }
-  override saveSession(app: SessionApp, session: SessionMixin, res: never) {
-    this.saves++;
-    return super.saveSession(app, session, res);
-  }
-}
-
-type Counting = CountingCookieInterface | CountingFileSystemInterface;
 
 const SERVERS = [
   { name: 'Apollo on Express', platform: 'express' as Platform, driver: 'apollo' },

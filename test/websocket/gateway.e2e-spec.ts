@@ -30,18 +30,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { interval, map, take, type Observable } from 'rxjs';
 import request from 'supertest';
-import { FileSystemSessionInterface } from '../../lib/filesystem/index.js';
 import {
-  SecureCookieSessionInterface,
   Session,
   SessionModule,
   SessionReadOnlyError,
   UseSession,
   getSession,
-  type SessionApp,
   type SessionMixin,
 } from '../../lib/index.js';
 import { PLATFORMS, RecordingLogger, cookiePair, type Platform } from '../support/apps.js';
+import { CountingCookieInterface, CountingFileSystemInterface, type Counting } from '../support/counting-interfaces.js';
 import { freePort } from '../support/loopback-servers.js';
 import { ADAPTERS, ExceptionReply, connect, type AdapterName, type GatewayClient } from './clients.js';
 
@@ -173,34 +171,6 @@ class AccountController {
   }
 }
 
-@Injectable()
-class CountingCookieInterface extends SecureCookieSessionInterface {
-  opens = 0;
-  saves = 0;
-  override openSession(app: SessionApp, req: never) {
-    this.opens++;
-    return super.openSession(app, req);
-  }
-  override saveSession(app: SessionApp, session: SessionMixin, res: never) {
-    this.saves++;
-    return super.saveSession(app, session, res);
-  }
-}
-
-class CountingFileSystemInterface extends FileSystemSessionInterface {
-  opens = 0;
-  saves = 0;
-  override openSession(app: SessionApp, req: never) {
-    this.opens++;
-    return super.openSession(app, req);
-  }
-  override saveSession(app: SessionApp, session: SessionMixin, res: never) {
-    this.saves++;
-    return super.saveSession(app, session, res);
-  }
-}
-
-type Counting = CountingCookieInterface | CountingFileSystemInterface;
 
 const SIGNED_REFUSAL =
   'This session is read-only: the session travels in its cookie, and a WebSocket message has no response to carry one: change the session in an HTTP request';
