@@ -29,6 +29,13 @@ export class SessionConfigurationError extends SessionError {
   static create(option: string, problem: string, owner = 'SessionModule'): SessionConfigurationError {
     return new SessionConfigurationError(`Invalid ${owner} option "${option}": ${problem}`);
   }
+
+  /** A function that throws {@link create}'s error for `owner`: the option checks of a constructor call it. */
+  static thrower(owner: string): (option: string, problem: string) => never {
+    return (option, problem) => {
+      throw SessionConfigurationError.create(option, problem, owner);
+    };
+  }
 }
 
 /**

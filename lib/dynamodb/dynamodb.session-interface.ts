@@ -119,9 +119,7 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
 
   constructor(options: DynamoDBSessionOptions) {
     super(options, ['client', 'tableName', 'createTable']);
-    const fail = (option: string, problem: string): never => {
-      throw SessionConfigurationError.create(option, problem, 'DynamoDBSessionInterface');
-    };
+    const fail = SessionConfigurationError.thrower('DynamoDBSessionInterface');
     const client = options.client as unknown;
     if (!isDynamoDBClient(client)) fail('client', expectedClient(client));
     const tableName = options.tableName ?? 'Sessions';

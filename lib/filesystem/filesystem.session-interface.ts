@@ -185,9 +185,7 @@ export class FileSystemSessionInterface extends ServerSideSessionInterface imple
     super(options, ['cacheDir', 'threshold', 'mode', 'cleanupInterval']);
     const own: Partial<FileSystemSessionOptions> = options ?? {};
     // Declared with its type, so that TypeScript narrows the options after each check.
-    const fail: (option: string, problem: string) => never = (option, problem) => {
-      throw SessionConfigurationError.create(option, problem, 'FileSystemSessionInterface');
-    };
+    const fail: (option: string, problem: string) => never = SessionConfigurationError.thrower('FileSystemSessionInterface');
     const { cacheDir, threshold = 500, mode = 0o600, cleanupInterval = 20 } = own;
     if (cacheDir === undefined) fail('cacheDir', 'required: the folder to keep session files in.');
     if (typeof cacheDir !== 'string' || cacheDir.trim() === '') fail('cacheDir', `expected the path of a folder, got ${describe(cacheDir)}.`);

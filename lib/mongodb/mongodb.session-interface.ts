@@ -105,9 +105,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
 
   constructor(options: MongoDBSessionOptions) {
     super(options, ['client', 'db', 'collection']);
-    const fail = (option: string, problem: string): never => {
-      throw SessionConfigurationError.create(option, problem, 'MongoDBSessionInterface');
-    };
+    const fail = SessionConfigurationError.thrower('MongoDBSessionInterface');
     const client = options.client as unknown;
     if (!isMongoClient(client)) fail('client', expectedClient(client));
     const dbName = options.db ?? 'flask_session';

@@ -165,9 +165,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   constructor(options: ServerSideSessionOptions = {}, ownOptions: readonly string[] = []) {
     super();
     const owner = new.target.name;
-    const fail = (option: string, problem: string): never => {
-      throw SessionConfigurationError.create(option, problem, owner);
-    };
+    const fail = SessionConfigurationError.thrower(owner);
     if (options === null || typeof options !== 'object') fail('(options)', `expected an object of options, got ${describe(options)}.`);
     const known = [...COMMON_OPTIONS, ...ownOptions];
     for (const key of Object.keys(options)) {

@@ -168,9 +168,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
 
   constructor(options: SqlSessionOptions) {
     super(options, OWN_OPTIONS);
-    const fail = (option: string, problem: string): never => {
-      throw SessionConfigurationError.create(option, problem, 'SqlSessionInterface');
-    };
+    const fail = SessionConfigurationError.thrower('SqlSessionInterface');
     const client = options.client as unknown;
     let dialect;
     try {
