@@ -62,7 +62,7 @@ const SUITES = {
   fastify: {
     title: 'On Fastify: signed cookies, and @fastify/session in process memory',
     subject: 'nest-session+fastify',
-    others: ['bare+fastify', '@fastify/secure-session', '@fastify/session'],
+    others: ['bare+fastify', '@fastify/secure-session', '@fastify/session', 'nest-session+fastify (no interceptor)'],
   },
   redis: {
     title: 'Sessions in Redis (one local redis-server), on Express',
