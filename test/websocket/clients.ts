@@ -1,3 +1,4 @@
+import { BaseWsExceptionFilter } from '@nestjs/websockets';
 import { io, type Socket as IoSocket } from 'socket.io-client';
 import { WebSocket } from 'ws';
 
@@ -23,6 +24,19 @@ export class ExceptionReply extends Error {
 }
 
 const TIMEOUT_MS = 5000;
+
+/** NestJS 12's exception filter sends through `emitMessage` (native WebSockets get `send`); 11's has no such method. */
+const filterSendsToWebSockets = typeof (BaseWsExceptionFilter.prototype as unknown as { emitMessage?: unknown }).emitMessage === 'function';
+
+/**
+ * Whether Nest's exception filter reaches a client of this adapter. NestJS 11
+ * sends its `exception` with the socket's `emit`, which on a `ws` socket is
+ * Node's EventEmitter and stays on the server: the client hears nothing (NestJS
+ * 12 sends it with `send`). scripts/test-nestjs-11.sh runs on 11.
+ */
+export function exceptionsReach(adapter: AdapterName): boolean {
+  return adapter !== 'ws' || filterSendsToWebSockets;
+}
 
 /**
  * Connects to `url` (http://127.0.0.1:port) sending `cookie` with the
