@@ -38,6 +38,14 @@ export class SessionConfigurationError extends SessionError {
   }
 }
 
+/** A value as an option error quotes it: a string in quotes, an object by its class, else its type and value. */
+export function describeOptionValue(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
+  return `${typeof value} ${String(value)}`;
+}
+
 /**
  * A session value cannot be serialized (a function, a symbol, a cycle, a Map,
  * NaN...). The request fails with a 500 and nothing is written, so no data is

@@ -7,7 +7,7 @@ import {
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
 import { SwapQueue } from '../server-side/swap-queue.js';
-import { SessionConfigurationError } from '../session.errors.js';
+import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 
 /** @publicApi */
 export interface DynamoDBSessionOptions extends ServerSideSessionOptions {
@@ -372,11 +372,4 @@ function expectedClient(client: unknown): string {
     return 'this looks like an AWS SDK v2 client; DynamoDBSessionInterface takes an SDK v3 DynamoDBClient (@aws-sdk/client-dynamodb).';
   }
   return 'expected a DynamoDBClient (or a DynamoDBDocumentClient) from the AWS SDK v3 (@aws-sdk/client-dynamodb).';
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
-  return `${typeof value} ${String(value)}`;
 }

@@ -12,7 +12,7 @@ import {
   type StoredRecord,
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
-import { SessionConfigurationError } from '../session.errors.js';
+import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 import { FileSlots } from './file-slots.js';
 import { SessionFileLocks, uniqueName } from './session-file-lock.js';
 
@@ -664,11 +664,4 @@ function ifMissing<T>(fallback: T) {
     if (error.code === 'ENOENT') return fallback;
     throw error;
   };
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
-  return `${typeof value} ${String(value)}`;
 }

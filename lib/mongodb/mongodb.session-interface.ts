@@ -7,7 +7,7 @@ import {
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
 import { SwapQueue } from '../server-side/swap-queue.js';
-import { SessionConfigurationError } from '../session.errors.js';
+import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 
 /** @publicApi */
 export interface MongoDBSessionOptions extends ServerSideSessionOptions {
@@ -457,11 +457,4 @@ function expectedClient(client: unknown): string {
   if (candidate && typeof candidate.collection === 'function') return 'this looks like a Db; pass the MongoClient (and the database name as the db option).';
   if (candidate && typeof candidate.insertOne === 'function') return 'this looks like a Collection; pass the MongoClient (and the db and collection options).';
   return 'expected a MongoClient of the official mongodb driver.';
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
-  return `${typeof value} ${String(value)}`;
 }

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { CookieReadableRequest, HeaderWritableResponse } from '../http/platform-seam.js';
 import type { SessionApp } from '../interfaces/session-module-options.interface.js';
 import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
-import { SessionConfigurationError, SessionStoreUnavailableError } from '../session.errors.js';
+import { SessionConfigurationError, SessionStoreUnavailableError, describeOptionValue as describe } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
 import { LOADED, STORE_SPENT, ServerSideSession } from '../sessions/server-side.session.js';
 import { CLEARED, isPermanent, type SessionMixin } from '../sessions/session-mixin.js';
@@ -479,11 +479,4 @@ function applyChange(record: Record<string, unknown>, change: SessionChange): Re
 /** `record[key] = value`, where a "__proto__" key is data, not the prototype. */
 function defineEntry(record: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
-  return `${typeof value} ${String(value)}`;
 }

@@ -9,7 +9,7 @@ import {
   type StoredRecord,
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
-import { SessionConfigurationError } from '../session.errors.js';
+import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 import type { SessionMixin } from '../sessions/session-mixin.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { NotSentError, UnsupportedClientError, connect, dialectOf, type SqlClient, type SqlConnection } from './sql-connection.js';
@@ -434,11 +434,4 @@ function identifier(option: string, value: unknown, fail: (option: string, probl
   if (/[\u0000-\u001f\u007f]/.test(value)) return fail(option, `${JSON.stringify(value)} contains a control character.`);
   if (value.trim() !== value) return fail(option, `${JSON.stringify(value)} starts or ends with a space.`);
   return value;
-}
-
-function describe(value: unknown): string {
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'object') return value === null ? 'null' : `a ${value.constructor?.name ?? 'object'}`;
-  return `${typeof value} ${String(value)}`;
 }
