@@ -311,22 +311,29 @@ SELECT g.ok, ${PG_NOW}, (SELECT count(*) FROM w)::int AS n FROM g`,
 
   protected async createTable(): Promise<void> {
     // What SQLAlchemy creates for Flask-Session's model (serial = int4 with a sequence); the index follows.
-    try {
-      await this.db.run(
-        `CREATE TABLE IF NOT EXISTS ${this.qualified} (id SERIAL NOT NULL, session_id VARCHAR(255), data BYTEA, expiry TIMESTAMP WITHOUT TIME ZONE, PRIMARY KEY (id), UNIQUE (session_id))`,
-        [],
-      );
-    } catch (error) {
-      // Two processes creating it at once: the loser's catalog insert collides (23505), or the relation exists (42P07).
-      if (!isPgCode(error, '23505', '42P07')) throw error;
-    }
+    await this.createRacing(
+      `CREATE TABLE IF NOT EXISTS ${this.qualified} (id SERIAL NOT NULL, session_id VARCHAR(255), data BYTEA, expiry TIMESTAMP WITHOUT TIME ZONE, PRIMARY KEY (id), UNIQUE (session_id))`,
+    );
   }
 
   protected async createExpiryIndex(): Promise<void> {
-    try {
-      await this.db.run(`CREATE INDEX IF NOT EXISTS ${this.quote(this.indexName)} ON ${this.qualified} (expiry)`, []);
-    } catch (error) {
-      if (!isPgCode(error, '23505', '42P07')) throw error;
+    await this.createRacing(`CREATE INDEX IF NOT EXISTS ${this.quote(this.indexName)} ON ${this.qualified} (expiry)`);
+  }
+
+  /**
+   * `IF NOT EXISTS` is not atomic on PostgreSQL: when processes create the same object at once, the losers fail with a
+   * catalog collision (23505), "relation exists" (42P07) or "type exists" (42710, the table's row type). Once the
+   * winner has committed the statement is a no-op, so it is run again, a few times.
+   */
+  private async createRacing(sql: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.db.run(sql, []);
+        return;
+      } catch (error) {
+        if (attempt >= CREATE_ATTEMPTS || !isPgCode(error, '23505', '42P07', '42710')) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      }
     }
   }
 
@@ -351,6 +358,9 @@ SELECT g.ok, ${PG_NOW}, (SELECT count(*) FROM w)::int AS n FROM g`,
     };
   }
 }
+
+/** How many times a racing `CREATE … IF NOT EXISTS` is tried on PostgreSQL. */
+const CREATE_ATTEMPTS = 5;
 
 function isPgCode(error: unknown, ...codes: string[]): boolean {
   const cause = (error as { driverError?: unknown })?.driverError ?? error;

@@ -136,6 +136,19 @@ describe('MariaDB specifics', () => {
     expect(await store.readRecord('session:short', call())).toBeNull();
   });
 
+  test('processes creating the table at once all start', async () => {
+    const pools = Array.from({ length: 8 }, () => createPool(server.connectionOptions));
+    try {
+      for (const table of ['raced_1', 'raced_2', 'raced_3']) {
+        await Promise.all(pools.map((client) => new SqlSessionInterface({ client, table }).ready()));
+        const indexes = await query('SELECT DISTINCT INDEX_NAME AS name FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY name', [table]);
+        expect(indexes.map((index) => index.name)).toEqual([`ix_${table}_expiry`, 'PRIMARY', 'session_id']);
+      }
+    } finally {
+      await Promise.all(pools.map((pool) => pool.end()));
+    }
+  });
+
   test('a TypeORM DataSource of type mariadb works through its own pool', async () => {
     const dataSource = await new DataSource({ type: 'mariadb', url: server.url }).initialize();
     try {
