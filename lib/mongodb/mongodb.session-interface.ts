@@ -7,6 +7,7 @@ import {
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
 import { SwapQueue } from '../server-side/swap-queue.js';
+import { ServerClock } from '../server-side/server-clock.js';
 import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 
 /** @publicApi */
@@ -87,7 +88,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;
   /** The server's clock minus ours (ms), from `hello`'s `localTime`. */
-  private clockOffset = 0;
+  private readonly serverClock = new ServerClock(1000);
   private clockMeasuredAt = 0;
   private measuring?: Promise<void>;
   /** Servers heard of (by address), and those whose last connection attempt was refused. */
@@ -231,7 +232,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
 
   private serverDeadline(call: StoreCall): Date {
     if (Date.now() - this.clockMeasuredAt > CLOCK_MEASURE_EVERY_MS) this.measureClock().catch(() => undefined);
-    return new Date(Math.floor(call.deadline - this.margin + this.clockOffset));
+    return new Date(Math.floor(call.deadline - this.margin + this.serverClock.offset));
   }
 
   /**
@@ -254,10 +255,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
         const reply = await this.db.command({ hello: 1 });
         const receivedAt = Date.now();
         this.clockMeasuredAt = receivedAt;
-        // A slow reply says little about when the server read its clock.
-        if (reply.localTime instanceof Date && receivedAt - sentAt < 1000) {
-          this.clockOffset = reply.localTime.getTime() - (sentAt + receivedAt) / 2;
-        }
+        if (reply.localTime instanceof Date) this.serverClock.sample(reply.localTime.getTime(), sentAt, receivedAt);
       } finally {
         this.measuring = undefined;
       }

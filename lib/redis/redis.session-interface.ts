@@ -8,6 +8,7 @@ import {
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
+import { ServerClock } from '../server-side/server-clock.js';
 import { SessionConfigurationError } from '../session.errors.js';
 
 /** @publicApi */
@@ -93,7 +94,7 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
   private unreachable: Error | undefined;
   private readonly waiters = new Set<Waiter>();
   /** The server's clock minus ours (ms), from the replies of the write script. */
-  private clockOffset = 0;
+  private readonly serverClock = new ServerClock(50);
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;
   /** Concurrent changes of one session from this process, written together (a group commit). */
@@ -177,11 +178,10 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     for (let attempt = 0; ; attempt++) {
       await this.connected(call);
       const sentAt = Date.now();
-      const deadline = Math.floor(call.deadline - this.margin + this.clockOffset);
+      const deadline = Math.floor(call.deadline - this.margin + this.serverClock.offset);
       const reply = await this.runScript(storeId, [String(deadline), op, expectedSha, value, String(ttlSeconds)]);
       const receivedAt = Date.now();
-      // The offset is only read off quick replies: a slow one says little about when the script ran.
-      if (receivedAt - sentAt < 50) this.clockOffset = reply[1] - (sentAt + receivedAt) / 2;
+      this.serverClock.sample(reply[1], sentAt, receivedAt);
       if (reply[0] !== 0) return reply;
       if (attempt > 0 || receivedAt >= call.deadline - this.margin) throw tooLate(this.storeTimeout);
     }

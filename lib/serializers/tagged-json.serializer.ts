@@ -144,8 +144,11 @@ function writeDict(dict: Record<string, unknown>, path: Array<string | number>):
 }
 
 
-/** Keys that JavaScript objects order before all others, numerically; Python sorts them as text. */
-const ARRAY_INDEX = /^(?:0|[1-9]\d{0,8})$/;
+/**
+ * Keys that JavaScript objects order before all others, numerically (array indices, up to 2^32 - 2: ten digits);
+ * Python sorts them as text. A ten-digit key past that bound takes the general writer too, which is merely slower.
+ */
+const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 
 /**
  * The usual session, a dictionary of strings, numbers, booleans and nulls,

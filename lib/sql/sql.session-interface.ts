@@ -12,6 +12,7 @@ import {
 import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 import type { SessionMixin } from '../sessions/session-mixin.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
+import { ServerClock } from '../server-side/server-clock.js';
 import { NotSentError, UnsupportedClientError, connect, dialectOf, type SqlClient, type SqlConnection } from './sql-connection.js';
 import {
   CLEANUP_BATCH,
@@ -157,7 +158,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   /** Concurrent changes to one session from this process, written together (not SQLite, whose statements run within the call). */
   private readonly queue: SessionWriteQueue | undefined;
   /** The server's clock minus ours (ms), from statements that read it and were answered quickly. */
-  private clockOffset = 0;
+  private readonly serverClock = new ServerClock(50);
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;
   private setup?: Promise<void>;
@@ -197,10 +198,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
     this.storeName = dialect === 'postgres' ? 'PostgreSQL' : dialect === 'mysql' ? 'MySQL' : 'SQLite';
     this.queue = dialect === 'sqlite' ? undefined : new SessionWriteQueue((storeId, batch) => this.writeBatch(storeId, batch), this.margin, () => this.lateError());
     const name = { table: this.table, schema: this.schema };
-    const onClock = (serverNow: number, sentAt: number, receivedAt: number) => {
-      // Only quick replies: a slow one says little about when the server read its clock.
-      if (receivedAt - sentAt < 50) this.clockOffset = serverNow - (sentAt + receivedAt) / 2;
-    };
+    const onClock = (serverNow: number, sentAt: number, receivedAt: number) => this.serverClock.sample(serverNow, sentAt, receivedAt);
     this.statements =
       dialect === 'postgres'
         ? new PostgresStatements(this.connection, name, onClock)
@@ -343,7 +341,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
       const local = batch.deadline - this.margin;
       let reply: WriteReply;
       try {
-        reply = await this.statements.swap(storeId, batch.expected, batch.value, batch.ttl, { local, server: local + this.clockOffset });
+        reply = await this.statements.swap(storeId, batch.expected, batch.value, batch.ttl, { local, server: local + this.serverClock.offset });
       } catch (error) {
         if (error instanceof NotSentError) return { written: false, late: true };
         throw error;
@@ -364,7 +362,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   private async write(call: StoreCall, run: (deadlines: Deadlines) => Promise<WriteReply>): Promise<WriteReply> {
     for (let attempt = 0; ; attempt++) {
       const local = call.deadline - this.margin;
-      const reply = await run({ local, server: local + this.clockOffset });
+      const reply = await run({ local, server: local + this.serverClock.offset });
       if (!reply.late) return reply;
       if (attempt > 0 || Date.now() >= local) throw this.lateError();
     }

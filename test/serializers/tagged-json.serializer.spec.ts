@@ -56,7 +56,7 @@ describe('TaggedJsonSerializer.dumps', () => {
 
   it('writes a flat dictionary (its fast path) exactly as the general writer writes it inside a list', () => {
     const primitive = fc.oneof(fc.string({ unit: 'binary' }), fc.double(), fc.integer(), fc.boolean(), fc.constant(null), fc.constant(undefined));
-    const key = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom(' di', ' t', '10', '9', '__proto__', 'constructor', '0', '-1'));
+    const key = fc.oneof(fc.string({ unit: 'binary' }), fc.constantFrom(' di', ' t', '10', '9', '1000000000', '4294967294', '4294967295', '__proto__', 'constructor', '0', '-1'));
     fc.assert(
       fc.property(fc.dictionary(key, primitive, { maxKeys: 8 }), (dict) => {
         let alone: string;
@@ -71,6 +71,11 @@ describe('TaggedJsonSerializer.dumps', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+
+  it('sorts keys that objects keep as array indices (up to 4294967294) as text, as Python does', () => {
+    expect(serializer.dumps({ '-a': 1, '1000000000': 2 })).toBe('{"-a":1,"1000000000":2}');
+    expect(serializer.dumps({ '4294967294': 1, '10': 2, '-': 3 })).toBe('{"-":3,"10":2,"4294967294":1}');
   });
 
   it('orders any number of keys as a sort of the keys does', () => {

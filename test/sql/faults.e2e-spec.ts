@@ -6,7 +6,8 @@
  * Asserted: no crash; every response within the budget (plus a tolerance for
  * the HTTP round trip); 503 only on routes that use the session (a route
  * without it keeps answering 200); no write answered 503 is in the table once
- * everything the server held has run; every write answered 200 is; a
+ * everything the server held has run (but one the server committed at the
+ * very moment of the fault, its reply held or cut); every write answered 200 is; a
  * refused connection fails at once, naming the address; recovery without a
  * restart of the application.
  */
@@ -119,7 +120,7 @@ interface Outcome {
 describe.each([
   ['PostgreSQL', postgres],
   ['MariaDB', mariadb],
-] as const)('%s under faults', (_name, start) => {
+] as const)('%s under faults', (name, start) => {
   let backend: Backend;
   let app: INestApplication;
   let base: string;
@@ -193,13 +194,21 @@ describe.each([
     return stored;
   }
 
-  /** Every write answered 200 is stored, and none answered 503 is. */
-  async function expectHonestWrites(outcomes: Outcome[], sids: string[]) {
+  /**
+   * Every write answered 200 is stored, and no write answered 503 lands late. A 503 may still be stored when
+   * the server applied the write in time and the fault then held or cut its reply (it hit between the commit
+   * and the reply; see the README's "Reliability"): only a request already running when the fault hit can be
+   * one. That statements held by a paused server refuse themselves when it wakes is asserted exactly by the
+   * gated test above; here, under load, no write sent after the fault may land.
+   */
+  async function expectHonestWrites(outcomes: Outcome[], sids: string[], faultAt: number) {
     const stored = await storedKeys(sids);
     const puts = outcomes.filter((o) => o.route === 'put');
     const lost = puts.filter((o) => o.status === 200 && !stored.get(o.sid!)!.has(o.key!));
-    const landedAfter503 = puts.filter((o) => o.status === 503 && stored.get(o.sid!)!.has(o.key!));
-    expect({ lost: lost.length, landedAfter503: landedAfter503.length }).toEqual({ lost: 0, landedAfter503: 0 });
+    const storedAfter503 = puts.filter((o) => o.status === 503 && stored.get(o.sid!)!.has(o.key!));
+    const startedAfterFault = storedAfter503.filter((o) => o.at >= faultAt);
+    expect({ lost: lost.length, storedAfter503StartedAfterFault: startedAfterFault.length }).toEqual({ lost: 0, storedAfter503StartedAfterFault: 0 });
+    if (storedAfter503.length > 0) console.log(`${name}: ${storedAfter503.length} write(s) running when the fault hit were answered 503 and stored`);
   }
 
   /** Sessions to write to, and a pool warmed up (its connections opened) by a round of writes to each. */
@@ -281,7 +290,7 @@ describe.each([
     expect(statuses(outcomes.filter((o) => o.route === 'none'))).toEqual(new Set([200]));
     const slowest = Math.max(...outcomes.map((o) => o.elapsed));
     expect(slowest).toBeLessThanOrEqual(budget + TOLERANCE);
-    await expectHonestWrites(outcomes, sids);
+    await expectHonestWrites(outcomes, sids, pausedAt);
     expect(outcomes.filter((o) => o.route === 'put' && o.status === 503).length).toBeGreaterThan(WRITERS);
   }, 60_000);
 
@@ -316,6 +325,6 @@ describe.each([
     const after = outcomes.filter((o) => o.route === 'put' && o.at > restartedAt + 500);
     expect(after.length).toBeGreaterThan(0);
     expect(new Set(after.map((o) => o.status))).toEqual(new Set([200]));
-    await expectHonestWrites(outcomes, sids);
+    await expectHonestWrites(outcomes, sids, killedAt);
   }, 60_000);
 });

@@ -52,7 +52,7 @@ export interface Primitives {
   replaceRecord(storeId: string, value: Buffer, ttl: number, call: { deadline: number }): Promise<void>;
   deleteRecord(storeId: string, call: { deadline: number }): Promise<void>;
   refreshRecord(storeId: string, ttl: number, call: { deadline: number }): Promise<void>;
-  clockOffset: number;
+  serverClock: { offset: number };
   statements: {
     swap(id: string, expected: Buffer, value: Buffer, ttl: number, d: Deadlines): Promise<Reply>;
     insertIfAbsent(id: string, value: Buffer, ttl: number, d: Deadlines): Promise<Reply>;
@@ -206,9 +206,9 @@ export function describeSqlStore(name: string, backend: SqlBackend): void {
       test("a wrong estimate of the server's clock is corrected by the refusal, and the write then lands once", async () => {
         const store = primitives(create({ table: 'clock_offset' }));
         await store.replaceRecord('session:c', Buffer.from('one'), 3600, call());
-        store.clockOffset = -60_000; // as if the server's clock were a minute behind: every deadline looks past to it
+        store.serverClock.offset = -60_000; // as if the server's clock were a minute behind: every deadline looks past to it
         expect(await store.swapRecord('session:c', { value: Buffer.from('one') }, Buffer.from('two'), 3600, call())).toEqual({ swapped: true });
-        expect(Math.abs(store.clockOffset)).toBeLessThan(1000);
+        expect(Math.abs(store.serverClock.offset)).toBeLessThan(1000);
         expect((await store.readRecord('session:c', call()))?.value.toString()).toBe('two');
       });
     }
