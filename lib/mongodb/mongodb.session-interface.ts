@@ -87,7 +87,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
   private readonly collection: Collection<SessionDocument>;
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;
-  /** The server's clock minus ours (ms), from `hello`'s `localTime`. */
+  /** The server's clock compared with ours, from `hello`'s `localTime`. */
   private readonly serverClock = new ServerClock(1000);
   private clockMeasuredAt = 0;
   private measuring?: Promise<void>;

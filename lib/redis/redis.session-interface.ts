@@ -93,7 +93,7 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
   /** Why the server cannot be reached, since the last connection attempt failed; cleared when it is ready. */
   private unreachable: Error | undefined;
   private readonly waiters = new Set<Waiter>();
-  /** The server's clock minus ours (ms), from the replies of the write script. */
+  /** The server's clock compared with ours, from the replies of the write script. */
   private readonly serverClock = new ServerClock(50);
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;

@@ -157,7 +157,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   private readonly statements: SessionStatements;
   /** Concurrent changes to one session from this process, written together (not SQLite, whose statements run within the call). */
   private readonly queue: SessionWriteQueue | undefined;
-  /** The server's clock minus ours (ms), from statements that read it and were answered quickly. */
+  /** The server's clock compared with ours, from the statements that read it. */
   private readonly serverClock = new ServerClock(50);
   /** How long before the request's deadline a write must have run, to be answered within it. */
   private readonly margin: number;
