@@ -1,4 +1,5 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { OnModuleInit } from '@nestjs/common';
 import {
   ServerSideSessionInterface,
   type ServerSideSessionOptions,
@@ -27,7 +28,8 @@ export interface DynamoDBSessionOptions extends ServerSideSessionOptions {
    * on-demand billing), wait until it is active, and enable TTL on
    * `expiration`; a service that refuses TTL (dynalite, or missing IAM rights)
    * is logged and the interface goes on. `false` expects the table to exist:
-   * a missing table fails each request (a 503) with a message saying so.
+   * a missing table fails the bootstrap, naming it (one deleted later fails
+   * each session request with a 500 saying so).
    * Default `false` (Flask-Session 0.8 always tries to create it; its
    * development branch's `SESSION_DYNAMODB_TABLE_EXISTS` is the opposite
    * switch).
@@ -48,6 +50,9 @@ type Sender = { send(command: SendableCommand, options: SendOptions): Promise<un
  */
 /** "Only if absent" tries again this often when the item vanishes between its write and its read. */
 const MAX_ABSENT_ATTEMPTS = 10;
+/** What DynamoDB answers to credentials it does not accept, or that may not use the table. */
+const REFUSED_CREDENTIALS = new Set(['AccessDeniedException', 'UnrecognizedClientException', 'InvalidSignatureException', 'MissingAuthenticationTokenException']);
+
 /** Each command of the table set-up (createTable) gives up after this long; the next request tries again. */
 const SETUP_COMMAND_TIMEOUT_MS = 30_000;
 /** How long the set-up waits for a new table to become active. */
@@ -104,7 +109,7 @@ const FAIL_FAST_ON_REFUSAL = {
  *
  * @publicApi
  */
-export class DynamoDBSessionInterface extends ServerSideSessionInterface {
+export class DynamoDBSessionInterface extends ServerSideSessionInterface implements OnModuleInit {
   protected readonly storeName = 'DynamoDB';
   readonly client: DynamoDBClient;
   readonly tableName: string;
@@ -133,6 +138,24 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
     this.tableName = tableName;
     this.createTable = createTable;
     this.margin = Math.min(100, Math.max(5, this.storeTimeout / 10));
+  }
+
+  /**
+   * Nest calls this at bootstrap (when the interface is a provider, as
+   * `SessionModule.forRoot` makes it). Without `createTable`, one read of a
+   * key no session has checks that the table exists and that the credentials
+   * are accepted: either failing fails the bootstrap, naming the option; a
+   * DynamoDB that cannot be reached within 5 × `storeTimeout` is only logged.
+   */
+  async onModuleInit(): Promise<void> {
+    if (this.createTable) return; // made, if missing, at first use
+    try {
+      const check = (sdk: Sdk) => new sdk.GetItemCommand({ TableName: this.tableName, Key: this.key(`${this.keyPrefix}bootstrap-check`) });
+      await this.send({ deadline: Date.now() + 5 * this.storeTimeout }, check, 'read');
+    } catch (error) {
+      if (error instanceof SessionConfigurationError) throw error;
+      this.logger.warn(`DynamoDB could not be reached at bootstrap: ${(error as Error)?.message}; session requests answer 503 until it can.`);
+    }
   }
 
   protected async readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null> {
@@ -257,11 +280,26 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface {
     }));
   }
 
-  /** Errors a log reader can act on; the rest pass as they are. */
+  /**
+   * Errors a log reader can act on; the rest pass as they are. A missing
+   * table and credentials DynamoDB refuses are the developer's to fix: a
+   * configuration error (500, or a failed bootstrap), never a 503.
+   */
   private explain(error: unknown): unknown {
     const name = (error as Error)?.name;
     if (name === 'ResourceNotFoundException') {
-      return new Error(`the DynamoDB table "${this.tableName}" does not exist: create it (hash key "id" of type S) or pass createTable: true`);
+      return SessionConfigurationError.create(
+        'tableName',
+        `the DynamoDB table "${this.tableName}" does not exist: create it (hash key "id" of type S) or pass createTable: true`,
+        'DynamoDBSessionInterface',
+      );
+    }
+    if (REFUSED_CREDENTIALS.has(name)) {
+      return SessionConfigurationError.create(
+        'client',
+        `DynamoDB refused the client's credentials (${name}: ${(error as Error).message}); the store needs GetItem, PutItem, UpdateItem and DeleteItem on "${this.tableName}"`,
+        'DynamoDBSessionInterface',
+      );
     }
     if (name === 'AbortError') return new Error("the DynamoDB request was cancelled at the request's deadline");
     return error;

@@ -9,7 +9,7 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { ServerClock } from '../server-side/server-clock.js';
-import { SessionConfigurationError } from '../session.errors.js';
+import { SessionConfigurationError, SessionError } from '../session.errors.js';
 
 /** @publicApi */
 export interface RedisSessionOptions extends ServerSideSessionOptions {
@@ -154,6 +154,21 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     await this.write(storeId, call, 'expire', '', '', ttlSeconds);
   }
 
+  /**
+   * Redis's ACL refusing the client's user a command or a key is
+   * the developer's configuration to fix: a 500 naming what to allow, never a
+   * 503 "try again".
+   */
+  protected override storeFailure(error: unknown): SessionError {
+    const message = String((error as Error)?.message ?? error);
+    if (error instanceof SessionError || !ACL_REFUSAL.test(message)) return super.storeFailure(error);
+    return SessionConfigurationError.create(
+      'client',
+      `Redis refused the client's user: ${message}. The store needs GET, EVALSHA and EVAL, and within its script TIME, GET, SET, EXPIRE and DEL, on the keys ${this.keyPrefix}*.`,
+      'RedisSessionInterface',
+    );
+  }
+
   /** One batch of the write queue: a compare-and-set against the batch's first expected record, by its earliest deadline. */
   private async writeBatch(storeId: string, batch: BatchWrite): Promise<BatchOutcome> {
     let reply: ScriptReply;
@@ -230,6 +245,9 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     });
   }
 }
+
+/** Redis's ACL refusing a command or key: `NOPERM …`, or within a script on Redis 7.0 "ERR The user executing the script can't run this command". */
+const ACL_REFUSAL = /\bNOPERM\b|user executing the script can't run this command/;
 
 /** A write refused by Redis as past its deadline: nothing was written. */
 class LateWrite extends Error {}

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { CookieReadableRequest, HeaderWritableResponse } from '../http/platform-seam.js';
 import type { SessionApp } from '../interfaces/session-module-options.interface.js';
 import { StoreSerializer, type SerializationFormat } from '../serializers/store-serializer.js';
-import { SessionConfigurationError, SessionStoreUnavailableError, describeOptionValue as describe } from '../session.errors.js';
+import { SessionConfigurationError, SessionError, SessionStoreUnavailableError, describeOptionValue as describe } from '../session.errors.js';
 import { SessionInterface } from '../session-interface.js';
 import { LOADED, STORE_SPENT, ServerSideSession } from '../sessions/server-side.session.js';
 import { CLEARED, isPermanent, type SessionMixin } from '../sessions/session-mixin.js';
@@ -425,7 +425,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       };
       const fail = (error: unknown) => {
         if (!settle()) return;
-        reject(error instanceof SessionStoreUnavailableError ? error : new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error)));
+        reject(this.storeFailure(error));
       };
       const budget = `the request's store budget of ${this.storeTimeout} ms (storeTimeout) ran out`;
       const left = deadline - Date.now();
@@ -440,6 +440,16 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
       }
       pending.then((value) => settle() && resolve(value), fail);
     });
+  }
+
+  /**
+   * What a failed store call answers: nest-session's own errors as they are
+   * (a configuration mistake found on first use is a 500), anything else as
+   * the store being unavailable (503). A store whose server can say that it
+   * refused for a configuration reason (a missing privilege) maps that here.
+   */
+  protected storeFailure(error: unknown): SessionError {
+    return error instanceof SessionError ? error : new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error));
   }
 
   private sidFromCookie(app: SessionApp, cookie: string): string | undefined {

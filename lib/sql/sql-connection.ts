@@ -75,6 +75,18 @@ export interface SqlConnection {
    * a mistake to report, the second an outage to retry later.
    */
   isStatementError(error: unknown): boolean;
+  /**
+   * Whether the server refused because the connection's user may not do
+   * this (no privilege on the table, a wrong password, a read-only SQLite
+   * file): the developer's configuration to fix, never an outage to wait out.
+   */
+  isAccessDenied(error: unknown): boolean;
+  /**
+   * Whether the server rolled the statement back to break a deadlock (or a
+   * serialization failure): it changed nothing, and running it again is the
+   * cure the databases prescribe.
+   */
+  isDeadlock(error: unknown): boolean;
 }
 
 /** Why a client cannot be used; the store turns it into a configuration error naming `client`. */
@@ -140,12 +152,59 @@ function unsupported(candidate: object): never {
 
 /** Makes the seam for a client {@link dialectOf} accepted. */
 export function connect(client: object): SqlConnection {
+  return new DeadlockRetrying(driverConnection(client));
+}
+
+function driverConnection(client: object): SqlConnection {
   const candidate = client as Record<string, unknown>;
   if (isDataSource(candidate)) return new DataSourceConnection(candidate as unknown as DataSourceShape);
   const dialect = dialectOf(client);
   if (dialect === 'postgres') return new PgConnection(candidate as unknown as PgPool);
   if (dialect === 'mysql') return new MysqlConnection(mysqlCorePool(candidate)!);
   return new SqliteConnection(candidate as unknown as SqliteDatabase);
+}
+
+/** How many times in all a statement is run while the server keeps choosing it as a deadlock's victim. */
+const DEADLOCK_ATTEMPTS = 4;
+
+/**
+ * Runs a statement again when the server rolled it back to break a deadlock
+ * (InnoDB does so between two single-row statements on one session, say a
+ * logout and a change: its row and index locks are taken in different
+ * orders). Every statement runs alone and commits alone, so the victim
+ * changed nothing; each attempt keeps the request's deadline, and every
+ * write compares it with the server's clock again.
+ */
+class DeadlockRetrying implements SqlConnection {
+  readonly dialect: SqlDialect;
+  readonly address: string;
+
+  constructor(private readonly connection: SqlConnection) {
+    this.dialect = connection.dialect;
+    this.address = connection.address;
+  }
+
+  async run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.connection.run(sql, params, deadline);
+      } catch (error) {
+        if (attempt >= DEADLOCK_ATTEMPTS || !this.connection.isDeadlock(error)) throw error;
+      }
+    }
+  }
+
+  isStatementError(error: unknown): boolean {
+    return this.connection.isStatementError(error);
+  }
+
+  isAccessDenied(error: unknown): boolean {
+    return this.connection.isAccessDenied(error);
+  }
+
+  isDeadlock(error: unknown): boolean {
+    return this.connection.isDeadlock(error);
+  }
 }
 
 function isDataSource(candidate: Record<string, unknown>): boolean {
@@ -216,7 +275,7 @@ class PgConnection implements SqlConnection {
         // The text and values apart, not a config object: node-postgres copies a config object on every query.
         client.query(sql, params as unknown[], (error, result) => {
           // A connection that failed (rather than a statement the server refused) is not given back to the pool.
-          client.release((error && !this.isStatementError(error) ? error : undefined) ?? brokenClients.get(client));
+          client.release((error && !isPgServerError(error) ? error : undefined) ?? brokenClients.get(client));
           if (error) reject(withAddress(error, this.address, this.host));
           else resolve({ rows: result.rows, affected: result.rowCount ?? 0, info: '' });
         });
@@ -225,10 +284,35 @@ class PgConnection implements SqlConnection {
   }
 
   isStatementError(error: unknown): boolean {
-    // node-postgres's DatabaseError: the server's ErrorResponse, with its severity and SQLSTATE.
-    return typeof (error as { severity?: unknown })?.severity === 'string' && typeof (error as { code?: unknown }).code === 'string';
+    // Some of the server's errors report a server that cannot serve now (starting up, shutting down, out of connections), not a mistake.
+    return isPgServerError(error) && !PG_OUTAGE.test((error as { code: string }).code);
+  }
+
+  isAccessDenied(error: unknown): boolean {
+    const code = (error as { code?: unknown })?.code;
+    return this.isStatementError(error) && (code === '42501' || String(code).startsWith('28'));
+  }
+
+  isDeadlock(error: unknown): boolean {
+    // deadlock_detected, serialization_failure (a server whose default isolation is SERIALIZABLE).
+    const code = (error as { code?: unknown })?.code;
+    return isPgServerError(error) && (code === '40P01' || code === '40001');
   }
 }
+
+/** node-postgres's DatabaseError: the server's ErrorResponse, with its severity and SQLSTATE. */
+function isPgServerError(error: unknown): boolean {
+  return typeof (error as { severity?: unknown })?.severity === 'string' && typeof (error as { code?: unknown }).code === 'string';
+}
+
+/**
+ * SQLSTATEs of a server that cannot serve now: connection exceptions (08), a
+ * read-only transaction on a standby (25006), deadlock or serialization
+ * failures (40), insufficient resources (53), lock not available (55P03),
+ * operator intervention (57: starting up, shutting down, cancelled), system
+ * errors (58).
+ */
+const PG_OUTAGE = /^(08|25006|40|53|55P03|57|58)/;
 
 /** Clients whose connection reported an error event: released with it, so the pool drops them. */
 const brokenClients = new WeakMap<PgPoolClient, Error>();
@@ -309,7 +393,23 @@ class MysqlConnection implements SqlConnection {
     const failure = error as { fatal?: unknown; sqlState?: unknown; errno?: unknown } | undefined;
     return !failure?.fatal && typeof failure?.sqlState === 'string' && typeof failure.errno === 'number';
   }
+
+  isAccessDenied(error: unknown): boolean {
+    // A wrong password fails the handshake (fatal); the others refuse a statement.
+    return MYSQL_ACCESS_DENIED.has((error as { errno?: unknown })?.errno as number);
+  }
+
+  isDeadlock(error: unknown): boolean {
+    return (error as { errno?: unknown })?.errno === 1213; // ER_LOCK_DEADLOCK
+  }
 }
+
+/**
+ * ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR (user or password),
+ * ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR,
+ * ER_SPECIFIC_ACCESS_DENIED_ERROR.
+ */
+const MYSQL_ACCESS_DENIED = new Set([1044, 1045, 1142, 1143, 1227]);
 
 function mysqlResult(result: unknown): SqlResult {
   if (Array.isArray(result)) return { rows: result as Array<Record<string, unknown>>, affected: 0, info: '' };
@@ -366,6 +466,15 @@ class SqliteConnection implements SqlConnection {
     // Busy and locked are another connection holding the file: an outage, not a mistake.
     return typeof code === 'string' && code.startsWith('SQLITE_') && !/^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL)/.test(code);
   }
+
+  isAccessDenied(error: unknown): boolean {
+    // A Database opened with { readonly: true }, or a file or folder the process may not write.
+    return /^SQLITE_(READONLY|PERM|AUTH)/.test(String((error as { code?: unknown })?.code));
+  }
+
+  isDeadlock(): boolean {
+    return false; // one writer at a time: a lock held elsewhere is SQLITE_BUSY, waited for within the busy timeout
+  }
 }
 
 // --- TypeORM ----------------------------------------------------------------
@@ -409,6 +518,16 @@ class DataSourceConnection implements SqlConnection {
   isStatementError(error: unknown): boolean {
     const cause = (error as { driverError?: unknown })?.driverError ?? error;
     return this.inner?.connection.isStatementError(cause) ?? false;
+  }
+
+  isAccessDenied(error: unknown): boolean {
+    const cause = (error as { driverError?: unknown })?.driverError ?? error;
+    return this.inner?.connection.isAccessDenied(cause) ?? false;
+  }
+
+  isDeadlock(error: unknown): boolean {
+    const cause = (error as { driverError?: unknown })?.driverError ?? error;
+    return this.inner?.connection.isDeadlock(cause) ?? false;
   }
 
   private current(): SqlConnection {

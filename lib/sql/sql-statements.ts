@@ -170,6 +170,25 @@ export abstract class SessionStatements {
     return { created, indexCreated, missingExpiryIndex: !indexed && !create, maxDataBytes: byName.get('data')!.maxBytes };
   }
 
+  /**
+   * Runs, once at setup, a statement of each kind the store uses (SELECT,
+   * INSERT, UPDATE, DELETE) on no row: each fails at once when the
+   * connection's user lacks the privilege (or the SQLite file is read-only),
+   * so a missing grant fails the bootstrap instead of the first write.
+   */
+  async checkAccess(): Promise<void> {
+    const t = this.qualified;
+    await this.db.run(`SELECT data FROM ${t} WHERE 1 = 0`, []);
+    await this.db.run(`INSERT INTO ${t} (session_id, data, expiry) SELECT session_id, data, expiry FROM ${t} WHERE 1 = 0`, []);
+    await this.db.run(`UPDATE ${t} SET data = data, expiry = expiry WHERE 1 = 0`, []);
+    await this.db.run(`DELETE FROM ${t} WHERE 1 = 0`, []);
+  }
+
+  /** What to grant the connection's user, for messages: `GRANT … ON "sessions" TO <user>`. */
+  grantHint(): string {
+    return `GRANT SELECT, INSERT, UPDATE, DELETE ON ${this.qualified} TO <the connection's user>`;
+  }
+
   /** Runs a statement that reads the server's clock into `now` (ms), reporting it with its timing. */
   protected async timed(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
     const sentAt = Date.now();
@@ -307,6 +326,26 @@ SELECT g.ok, ${PG_NOW}, (SELECT count(*) FROM w)::int AS n FROM g`,
     if (!row.ok) return { written: false, late: true };
     const written = Number(row.n) > 0;
     return withCurrent && !written ? { written, late: false, current: bytes(row.current) } : { written, late: false };
+  }
+
+  /** Also the id's sequence: an INSERT on no row never calls nextval(), so its privilege is asked for. */
+  override async checkAccess(): Promise<void> {
+    await super.checkAccess();
+    const { rows } = await this.db.run(`SELECT pg_get_serial_sequence($1, 'id') AS sequence`, [this.qualified]);
+    const sequence = rows[0]?.sequence as string | null | undefined;
+    if (!sequence) return;
+    const { rows: granted } = await this.db.run(`SELECT has_sequence_privilege($1, 'USAGE, UPDATE') AS ok`, [sequence]);
+    if (!granted[0]?.ok) {
+      throw SessionConfigurationError.create(
+        'client',
+        `the connection's user may not use the sequence ${sequence} that numbers ${this.tableLabel}.id, so no session could be created: GRANT USAGE ON SEQUENCE ${sequence} TO <the connection's user>.`,
+        'SqlSessionInterface',
+      );
+    }
+  }
+
+  override grantHint(): string {
+    return `${super.grantHint()} (and USAGE on the sequence of its id)`;
   }
 
   protected async createTable(): Promise<void> {

@@ -9,7 +9,7 @@ import {
   type StoredRecord,
   type SwapOutcome,
 } from '../server-side/server-side.session-interface.js';
-import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
+import { SessionConfigurationError, SessionError, describeOptionValue as describe } from '../session.errors.js';
 import type { SessionMixin } from '../sessions/session-mixin.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { ServerClock } from '../server-side/server-clock.js';
@@ -374,6 +374,23 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
     );
   }
 
+  /**
+   * A store call the server refused for want of a privilege (or a read-only
+   * SQLite file) answers 500, naming the grant, as a configuration mistake;
+   * anything else is an outage (503).
+   */
+  protected override storeFailure(error: unknown): SessionError {
+    return !(error instanceof SessionError) && this.connection.isAccessDenied(error) ? this.accessError(error) : super.storeFailure(error);
+  }
+
+  private accessError(error: unknown): SessionConfigurationError {
+    return SessionConfigurationError.create(
+      'client',
+      `${this.connection.address} refused the connection's user: ${(error as Error).message}. The store needs ${this.statements.grantHint()}.`,
+      'SqlSessionInterface',
+    );
+  }
+
   private checkSize(value: Buffer): void {
     if (this.maxDataBytes !== undefined && value.length > this.maxDataBytes) {
       throw new Error(
@@ -390,9 +407,12 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
       const { version } = await this.statements.probe();
       if (/mariadb/i.test(version)) this.storeName = 'MariaDB';
       report = await this.statements.prepareTable(this.createTable);
+      await this.statements.checkAccess();
     } catch (error) {
-      // The server refused a statement (no such schema, no permission to create the table): a mistake, not an outage.
-      if (!(error instanceof SessionConfigurationError) && connection.isStatementError(error)) {
+      if (error instanceof SessionConfigurationError) throw error;
+      if (connection.isAccessDenied(error)) throw this.accessError(error);
+      // The server refused a statement (no such schema, a table it cannot read): a mistake, not an outage.
+      if (connection.isStatementError(error)) {
         throw SessionConfigurationError.create(
           this.schema !== undefined && /schema|database/i.test((error as Error).message) ? 'schema' : 'table',
           `preparing ${this.statements.tableLabel} on ${connection.address} failed: ${(error as Error).message}`,

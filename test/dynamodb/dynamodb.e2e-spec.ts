@@ -4,7 +4,7 @@
  * platforms, Flask-Session's item layout, table creation, expiry and the
  * conditional writes, and the configuration checks.
  */
-import { CreateTableCommand, DeleteItemCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DeleteItemCommand, DeleteTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { Controller, Get, Query } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
@@ -198,13 +198,24 @@ class ValueController {
 }
 
 describe.each(PLATFORMS)('tables and unreachable servers on %s', (platform: Platform) => {
-  test('createTable: false on a missing table answers 503, the log saying which table and what to do', async () => {
+  test('createTable: false on a missing table fails the bootstrap; a table deleted later answers 500 (not 503), the log saying which table and what to do', async () => {
+    const fix = `the DynamoDB table "missing_${platform}" does not exist: create it (hash key "id" of type S) or pass createTable: true`;
+    const missing = new DynamoDBSessionInterface({ client: client(), tableName: `missing_${platform}` });
+    await expect(createApp({ imports: [SessionModule.forRoot({ interface: missing, secretKey: 'k' })], controllers: [ValueController] }, undefined, platform)).rejects.toThrow(
+      `Invalid DynamoDBSessionInterface option "tableName": ${fix}`,
+    );
+
     const logger = new RecordingLogger();
-    const store = new DynamoDBSessionInterface({ client: client(), tableName: `missing_${platform}` });
+    const tableName = `deleted_${platform}`;
+    // Made by a store that creates it.
+    await primitives({ tableName, createTable: true, storeTimeout: 10_000 }).replaceRecord('session:made', Buffer.from('x'), 60, { deadline: Date.now() + 10_000 });
+    const store = new DynamoDBSessionInterface({ client: client(), tableName });
     const app = await createApp({ imports: [SessionModule.forRoot({ interface: store, secretKey: 'k' })], controllers: [ValueController] }, logger, platform);
     try {
-      await request(app.getHttpServer()).get('/value/set?value=x').expect(503);
-      expect(logger.messages('error').join('\n')).toContain(`the DynamoDB table "missing_${platform}" does not exist: create it (hash key "id" of type S) or pass createTable: true`);
+      await request(app.getHttpServer()).get('/value/set?value=x').expect(200);
+      await client().send(new DeleteTableCommand({ TableName: tableName }));
+      await request(app.getHttpServer()).get('/value/set?value=x').expect(500);
+      expect(logger.messages('error').join('\n')).toContain(`Invalid DynamoDBSessionInterface option "tableName": the DynamoDB table "${tableName}" does not exist`);
     } finally {
       await app.close();
     }

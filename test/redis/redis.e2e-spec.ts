@@ -76,3 +76,51 @@ test('a hung store (accepts, never answers) costs a request storeTimeout, then a
     await new Promise((resolve) => silent.close(resolve));
   }
 });
+
+test("a user Redis's ACL refuses a command (NOPERM) answers 500 naming what to allow, not 503; what it may do still works", async () => {
+  const { Controller, Get, Query } = await import('@nestjs/common');
+  const { Session, SessionModule } = await import('../../lib/index.js');
+  const { RecordingLogger, cookiePair, createApp } = await import('../support/apps.js');
+  const request = (await import('supertest')).default;
+  type Bag = { get(key: string): unknown; set(key: string, value: unknown): void };
+
+  @Controller()
+  class ValueController {
+    @Get('get')
+    get(@Session() session: Bag) {
+      return { value: session.get('value') ?? null };
+    }
+    @Get('set')
+    set(@Session() session: Bag, @Query('value') value: string) {
+      session.set('value', value);
+      return '';
+    }
+  }
+  const admin = client();
+  await admin.call('ACL', 'SETUSER', 'limited', 'on', '>limited-pw', '~*', '&*', '+@all');
+  const limited = new Redis(server.url.replace('redis://', 'redis://limited:limited-pw@'), { retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+  limited.on('error', () => {});
+  const logger = new RecordingLogger();
+  const app = await createApp(
+    { imports: [SessionModule.forRoot({ interface: new RedisSessionInterface({ client: limited }), secretKey: 'k' })], controllers: [ValueController] },
+    logger,
+  );
+  try {
+    const set = await request(app.getHttpServer()).get('/set?value=a').expect(200);
+    // The write script refused, then a command within it.
+    for (const rule of [['-evalsha', '-eval'], ['+evalsha', '+eval', '-set']]) {
+      await admin.call('ACL', 'SETUSER', 'limited', ...rule);
+      const refused = await request(app.getHttpServer()).get('/set?value=b').set('Cookie', cookiePair(set));
+      expect(refused.status).toBe(500);
+      await request(app.getHttpServer()).get('/get').set('Cookie', cookiePair(set)).expect(200, { value: 'a' });
+    }
+    const errors = logger.messages('error').join('\n');
+    expect(errors).toMatch(/option "client": Redis refused the client's user: NOPERM .*'evalsha'.*The store needs GET, EVALSHA and EVAL/);
+    // Redis 7.0 words a refusal within a script so; later versions say NOPERM there too.
+    expect(errors).toMatch(/option "client": Redis refused the client's user: (.*NOPERM .*'set'|ERR The user executing the script can't run this command)/);
+  } finally {
+    await app.close();
+    limited.disconnect();
+    await admin.call('ACL', 'DELUSER', 'limited');
+  }
+});

@@ -13,7 +13,7 @@ import { SessionConfigurationError } from '../../lib/index.js';
 import { SqlSessionInterface } from '../../lib/sql/index.js';
 import { describeStoreContract } from '../server-side/contract.js';
 import { MariaDBServer } from '../support/mariadb-server.js';
-import { call, describeSqlStore, primitives, utcMillis, type SqlBackend } from './sql-backend.js';
+import { call, describeSqlStore, primitives, utcMillis, type LimitedUser, type SqlBackend } from './sql-backend.js';
 
 let server: MariaDBServer;
 let callbackPool: CallbackPool;
@@ -57,7 +57,30 @@ describeStoreContract('MariaDB (mysql2 promise pool)', {
   ...outage,
 });
 
-const backend: SqlBackend = { dialect: 'mysql', client: () => callbackPool, query };
+let limitedUsers = 0;
+/** A user of its own, with a password, logging in over TCP as the application's would. */
+async function limitedUser(): Promise<LimitedUser> {
+  const user = `limited_${++limitedUsers}`;
+  const password = `pw-${user}`;
+  const asAdmin = async (sql: string) => {
+    const admin = await createConnection(server.adminOptions);
+    try {
+      await admin.query(sql);
+    } finally {
+      await admin.end();
+    }
+  };
+  await asAdmin(`CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`);
+  const client = createCallbackPool({ ...server.connectionOptions, user, password });
+  return {
+    client,
+    grant: (privileges, table) => asAdmin(`GRANT ${privileges} ON ${server.database}.${table} TO '${user}'@'%'`),
+    revoke: (privileges, table) => asAdmin(`REVOKE ${privileges} ON ${server.database}.${table} FROM '${user}'@'%'`),
+    close: () => new Promise<void>((resolve) => client.end(() => resolve())),
+  };
+}
+
+const backend: SqlBackend = { dialect: 'mysql', client: () => callbackPool, query, limitedUser };
 describeSqlStore('MariaDB', backend);
 
 /** Flask-Session's table as SQLAlchemy creates it on MariaDB: the server's default collation, BLOB, DATETIME. */
@@ -65,6 +88,46 @@ const FLASK_TABLE = (name: string) =>
   `CREATE TABLE ${name} (id INTEGER NOT NULL AUTO_INCREMENT, session_id VARCHAR(255), data BLOB, expiry DATETIME, PRIMARY KEY (id), UNIQUE (session_id))`;
 
 describe('MariaDB specifics', () => {
+  test("a statement InnoDB rolls back to break a deadlock is run again, and the write lands", async () => {
+    const store = primitives(new SqlSessionInterface({ client: callbackPool, table: 'deadlocked' }));
+    await store.replaceRecord('session:dl', Buffer.from('v0'), 3600, call());
+    const other = await createConnection(server.connectionOptions);
+    try {
+      await other.query('BEGIN');
+      // Two rows inserted make this transaction the heavier: InnoDB then rolls back the store's statement.
+      await other.query('INSERT INTO deadlocked (session_id, data, expiry) VALUES (?, ?, UTC_TIMESTAMP()), (?, ?, UTC_TIMESTAMP())', ['other:1', 'x', 'other:2', 'x']);
+      // A shared lock on the row (data is read from the row itself, not from an index), as a reader that will write it takes.
+      await other.query('SELECT data FROM deadlocked WHERE session_id = ? LOCK IN SHARE MODE', ['session:dl']);
+      // The store's UPDATE waits for it, in the queue for an exclusive lock.
+      const write = store.swapRecord('session:dl', { value: Buffer.from('v0') }, Buffer.from('v1'), 3600, { deadline: Date.now() + 20_000 });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The reader now writes: it waits behind the store's request, which waits for it. InnoDB breaks the
+      // cycle by rolling back the lighter side, the store's statement; this one then goes on.
+      await other.query('UPDATE deadlocked SET expiry = expiry WHERE session_id = ?', ['session:dl']);
+      await other.query('COMMIT');
+      expect(await write).toEqual({ swapped: true });
+      expect(await query('SELECT data FROM deadlocked WHERE session_id = ?', ['session:dl'])).toEqual([{ data: Buffer.from('v1') }]);
+      // And it was a deadlock, the store's UPDATE its victim.
+      const admin = await createConnection(server.adminOptions);
+      const [[status]] = (await admin.query('SHOW ENGINE INNODB STATUS')) as unknown as [[{ Status: string }]];
+      await admin.end();
+      expect(status.Status).toMatch(/LATEST DETECTED DEADLOCK[\s\S]*\*\*\* \(2\) TRANSACTION:[\s\S]*UPDATE `deadlocked` SET data = X'7631'[\s\S]*WE ROLL BACK TRANSACTION \(2\)/);
+    } finally {
+      await other.end();
+    }
+  });
+
+  test('a wrong password fails at bootstrap as a configuration error naming the client, not as an outage', async () => {
+    const wrong = createCallbackPool({ ...server.connectionOptions, password: 'not-it' });
+    try {
+      const sessions = new SqlSessionInterface({ client: wrong });
+      await expect(sessions.ready()).rejects.toThrow(SessionConfigurationError);
+      await expect(sessions.ready()).rejects.toThrow(/option "client".*Access denied for user 'nest'/);
+    } finally {
+      await new Promise((resolve) => wrong.end(resolve));
+    }
+  });
+
   test("creates Flask-Session's four columns, session_id compared exactly (utf8mb4_bin), data up to 16 MiB (MEDIUMBLOB), expiry to the microsecond", async () => {
     const sessions = new SqlSessionInterface({ client: callbackPool, table: 'layout' });
     await sessions.ready();

@@ -3,13 +3,16 @@
  * through a TypeORM DataSource, then the SQL store's own behaviour. The
  * database sessions run in Kolkata and Chatham time: nothing may depend on it.
  */
+import type { INestApplication } from '@nestjs/common';
 import pg from 'pg';
+import request from 'supertest';
 import { DataSource } from 'typeorm';
-import { SessionConfigurationError } from '../../lib/index.js';
+import { SessionConfigurationError, SessionModule } from '../../lib/index.js';
 import { SqlSessionInterface } from '../../lib/sql/index.js';
 import { describeStoreContract } from '../server-side/contract.js';
+import { createApp } from '../support/apps.js';
 import { PostgresServer } from '../support/postgres-server.js';
-import { call, describeSqlStore, expiryIndexes, numbered, primitives, type SqlBackend } from './sql-backend.js';
+import { ValueController, call, describeSqlStore, expiryIndexes, numbered, primitives, type LimitedUser, type SqlBackend } from './sql-backend.js';
 
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -57,7 +60,46 @@ describeStoreContract('PostgreSQL (TypeORM DataSource)', {
   ...outage,
 });
 
-const backend: SqlBackend = { dialect: 'postgres', client: () => pool, query };
+const apps: INestApplication[] = [];
+/** An app with /get and /set over `sessions`; closed by closeApps(). */
+async function sessionApp(sessions: SqlSessionInterface) {
+  const app = await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [ValueController] });
+  apps.push(app);
+  return app.getHttpServer();
+}
+const closeApps = () => Promise.all(apps.splice(0).map((app) => app.close()));
+
+/** As the superuser: the test's role may not create roles. */
+async function asAdmin(sql: string): Promise<void> {
+  const admin = new pg.Client(server.adminConfig);
+  await admin.connect();
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
+let limitedUsers = 0;
+/** A role of its own, with a password, logging in over TCP as the application's would. */
+async function limitedUser(): Promise<LimitedUser & { role: string; password: string }> {
+  const role = `limited_${++limitedUsers}`;
+  const password = `pw-${role}`;
+  await asAdmin(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
+  const client = new pg.Pool({ ...server.poolConfig, user: role, password });
+  client.on('error', () => undefined);
+  return {
+    role,
+    password,
+    client,
+    grant: (privileges, table) => asAdmin(`GRANT ${privileges} ON ${table} TO ${role}`),
+    grantIdSequence: (table) => asAdmin(`GRANT USAGE ON SEQUENCE ${table}_id_seq TO ${role}`),
+    revoke: (privileges, table) => asAdmin(`REVOKE ${privileges} ON ${table} FROM ${role}`),
+    close: () => client.end(),
+  };
+}
+
+const backend: SqlBackend = { dialect: 'postgres', client: () => pool, query, limitedUser };
 describeSqlStore('PostgreSQL', backend);
 
 describe('PostgreSQL specifics', () => {
@@ -98,6 +140,49 @@ describe('PostgreSQL specifics', () => {
       }
     } finally {
       await Promise.all(clients.map((client) => client.end()));
+    }
+  });
+
+  test("without USAGE on the id's sequence no session could be created: that fails at bootstrap too, naming the grant", async () => {
+    await new SqlSessionInterface({ client: pool, table: 'sequenced' }).ready();
+    const user = await limitedUser();
+    try {
+      await user.grant('SELECT, INSERT, UPDATE, DELETE', 'sequenced');
+      const withoutSequence = new SqlSessionInterface({ client: user.client, table: 'sequenced' });
+      await expect(withoutSequence.ready()).rejects.toThrow(SessionConfigurationError);
+      await expect(withoutSequence.ready()).rejects.toThrow(/option "client".*GRANT USAGE ON SEQUENCE public\.sequenced_id_seq TO/);
+      await user.grantIdSequence!('sequenced');
+      const sessions = new SqlSessionInterface({ client: user.client, table: 'sequenced' });
+      await primitives(sessions).replaceRecord('session:granted', Buffer.from('g'), 60, call());
+      expect(await query('SELECT session_id FROM sequenced')).toEqual([{ session_id: 'session:granted' }]);
+    } finally {
+      await user.close();
+    }
+  });
+
+  test('a wrong password is a configuration error (500, and a failed bootstrap); a server out of connections is an outage (503) to wait out', async () => {
+    const user = await limitedUser();
+    const wrong = new pg.Pool({ ...server.poolConfig, user: user.role, password: 'not-it' });
+    wrong.on('error', () => undefined);
+    // A role over its connection limit is refused by the server at login (53300): what "too many clients" looks like.
+    await asAdmin(`ALTER ROLE ${user.role} CONNECTION LIMIT 0`);
+    try {
+      const badPassword = new SqlSessionInterface({ client: wrong, table: 'sessions' });
+      await expect(badPassword.ready()).rejects.toThrow(SessionConfigurationError);
+      await expect(badPassword.ready()).rejects.toThrow(/option "client".*password authentication failed for user "limited_\d+"/);
+      await expect(primitives(badPassword).readRecord('session:x', call())).rejects.toThrow(SessionConfigurationError);
+
+      const full = new SqlSessionInterface({ client: user.client, table: 'sessions' });
+      const outage = full.ready().catch((error: unknown) => error);
+      expect(await outage).not.toBeInstanceOf(SessionConfigurationError);
+      expect(String(await outage)).toMatch(/too many connections for role "limited_\d+"/);
+      // Through a request that writes: 503 (the store unavailable), as for a server that is down.
+      const refused = await request(await sessionApp(full)).get('/set?value=v');
+      expect(refused.status).toBe(503);
+    } finally {
+      await closeApps();
+      await wrong.end();
+      await user.close();
     }
   });
 

@@ -19,6 +19,20 @@ export interface SqlBackend {
   client(): SqlClient;
   /** Runs SQL on a connection of the test's own; `?` placeholders on every dialect. */
   query(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** A user of its own with no privilege on any table yet (servers with users: not SQLite). */
+  limitedUser?(): Promise<LimitedUser>;
+}
+
+export interface LimitedUser {
+  /** A client that logs in as that user. */
+  readonly client: SqlClient;
+  /** `GRANT privileges ON table TO` the user, as an administrator. */
+  grant(privileges: string, table: string): Promise<void>;
+  /** What else INSERT needs where the id comes from a sequence of its own (PostgreSQL: USAGE on it). */
+  grantIdSequence?(table: string): Promise<void>;
+  /** `REVOKE privileges ON table FROM` the user, as an administrator. */
+  revoke(privileges: string, table: string): Promise<void>;
+  close(): Promise<void>;
 }
 
 /** The SQL expression of a naive UTC timestamp column as text with six fractional digits, on each dialect. */
@@ -73,8 +87,9 @@ export const primitives = (sessions: SqlSessionInterface) => sessions as unknown
 /** A call with a comfortable budget. */
 export const call = () => ({ deadline: Date.now() + 5000 });
 
+/** GET /get reads the session's `value`, GET /set?value= writes it. */
 @Controller()
-class CleanupController {
+export class ValueController {
   @Get('get')
   get(@Session() session: SessionMixin) {
     return { value: session.get('value') ?? null };
@@ -247,7 +262,7 @@ export function describeSqlStore(name: string, backend: SqlBackend): void {
       const sessions = create({ table: 'cleanup_n', cleanupNRequests: 1 });
       await sessions.ready();
       await insert('cleanup_n', 'session:expired', 'old', expiryIn(dialect, -60));
-      app = await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [CleanupController] });
+      app = await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [ValueController] });
       // Each request draws 1 in 2: 40 requests all missing it has a chance of 2^-40.
       for (let i = 0; i < 40; i++) await request(app.getHttpServer()).get('/get').expect(200);
       const rows = async () => Number((await backend.query('SELECT count(*) AS n FROM cleanup_n'))[0]!.n);
@@ -267,7 +282,7 @@ export function describeSqlStore(name: string, backend: SqlBackend): void {
       }
       const failing = new FailingCleanup({ client: backend.client(), table: 'cleanup_n', cleanupNRequests: 1 });
       const logger = new RecordingLogger();
-      app = await createApp({ imports: [SessionModule.forRoot({ interface: failing, secretKey: 'k' })], controllers: [CleanupController] }, logger);
+      app = await createApp({ imports: [SessionModule.forRoot({ interface: failing, secretKey: 'k' })], controllers: [ValueController] }, logger);
       const set = await request(app.getHttpServer()).get('/set?value=kept').expect(200);
       for (let i = 0; i < 40; i++) await request(app.getHttpServer()).get('/get').set('Cookie', cookiePair(set)).expect(200, { value: 'kept' });
       await new Promise((resolve) => setImmediate(resolve));
@@ -275,11 +290,46 @@ export function describeSqlStore(name: string, backend: SqlBackend): void {
       expect(logger.messages('warn')).toContain('cleanupNRequests: deleting expired sessions failed: cleanup exploded');
     });
 
+    if (backend.limitedUser) {
+      test("a user without the store's privileges fails at bootstrap, naming the grant; privileges revoked later answer 500 (the developer's to fix), not 503", async () => {
+        await create({ table: 'granted' }).ready();
+        const user = await backend.limitedUser!();
+        const logger = new RecordingLogger();
+        try {
+          await user.grant('SELECT', 'granted');
+          const selectOnly = new SqlSessionInterface({ client: user.client, table: 'granted' });
+          await expect(selectOnly.ready()).rejects.toThrow(SessionConfigurationError);
+          await expect(selectOnly.ready()).rejects.toThrow(/option "client".* refused the connection's user: INSERT .*denied|option "client".*permission denied for table granted/);
+          await expect(selectOnly.ready()).rejects.toThrow(/The store needs GRANT SELECT, INSERT, UPDATE, DELETE ON .granted. TO <the connection's user>/);
+          // Nest's bootstrap fails with it.
+          await expect(createApp({ imports: [SessionModule.forRoot({ interface: selectOnly, secretKey: 'k' })], controllers: [ValueController] })).rejects.toThrow(
+            /option "client"/,
+          );
+
+          await user.grant('INSERT, UPDATE, DELETE', 'granted');
+          await user.grantIdSequence?.('granted');
+          const sessions = new SqlSessionInterface({ client: user.client, table: 'granted' });
+          app = await createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [ValueController] }, logger);
+          const set = await request(app.getHttpServer()).get('/set?value=a').expect(200);
+          await user.revoke('UPDATE', 'granted');
+          const refused = await request(app.getHttpServer()).get('/set?value=b').set('Cookie', cookiePair(set));
+          expect(refused.status).toBe(500);
+          expect(logger.messages('error').join('\n')).toMatch(/refused the connection's user: .*(UPDATE .*denied|permission denied for table granted).*GRANT SELECT, INSERT, UPDATE, DELETE/);
+          // What it may still do works: the read, and the stored value is the one written before.
+          await request(app.getHttpServer()).get('/get').set('Cookie', cookiePair(set)).expect(200, { value: 'a' });
+        } finally {
+          await app?.close();
+          app = undefined;
+          await user.close();
+        }
+      });
+    }
+
     test('createTable: false runs no DDL: a missing table fails at bootstrap, naming it', async () => {
       const sessions = create({ table: 'never_created', createTable: false });
       await expect(sessions.ready()).rejects.toThrow(SessionConfigurationError);
       await expect(sessions.ready()).rejects.toThrow(/has no table never_created, and createTable is false/);
-      await expect(createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [CleanupController] })).rejects.toThrow(
+      await expect(createApp({ imports: [SessionModule.forRoot({ interface: sessions, secretKey: 'k' })], controllers: [ValueController] })).rejects.toThrow(
         /never_created/,
       );
       expect(await backend.query(tableExists(dialect), ['never_created'])).toEqual([]);
@@ -295,7 +345,7 @@ export function describeSqlStore(name: string, backend: SqlBackend): void {
       );
       const logger = new RecordingLogger();
       app = await createApp(
-        { imports: [SessionModule.forRoot({ interface: create({ table: 'bare', createTable: false }), secretKey: 'k' })], controllers: [CleanupController] },
+        { imports: [SessionModule.forRoot({ interface: create({ table: 'bare', createTable: false }), secretKey: 'k' })], controllers: [ValueController] },
         logger,
       );
       expect(logger.messages('warn')).toEqual([expect.stringContaining('bare.expiry has no index')]);
