@@ -383,12 +383,22 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
     return !(error instanceof SessionError) && this.connection.isAccessDenied(error) ? this.accessError(error) : super.storeFailure(error);
   }
 
-  private accessError(error: unknown): SessionConfigurationError {
-    return SessionConfigurationError.create(
-      'client',
-      `${this.connection.address} refused the connection's user: ${(error as Error).message}. The store needs ${this.statements.grantHint()}.`,
-      'SqlSessionInterface',
-    );
+  /**
+   * `during`: what was refused. Logging in (a wrong password) needs no hint;
+   * creating the table or its index needs CREATE; the statements need the
+   * grants of {@link SessionStatements.grantHint}.
+   */
+  private accessError(error: unknown, during: 'login' | 'table' | 'statements' = 'statements'): SessionConfigurationError {
+    const refused = `${this.connection.address} refused the connection's user: ${(error as Error).message}.`;
+    if (during === 'login') return SessionConfigurationError.create('client', refused, 'SqlSessionInterface');
+    if (during === 'table' && this.createTable) {
+      return SessionConfigurationError.create(
+        'createTable',
+        `${refused} Creating ${this.statements.tableLabel} or its index on expiry needs the CREATE privilege (and, for the index, owning the table): grant it, or create them yourself (see the README) and pass createTable: false.`,
+        'SqlSessionInterface',
+      );
+    }
+    return SessionConfigurationError.create('client', `${refused} The store needs ${this.statements.grantHint()}.`, 'SqlSessionInterface');
   }
 
   private checkSize(value: Buffer): void {
@@ -403,14 +413,17 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   private async setUp(): Promise<void> {
     const connection = this.connection;
     let report;
+    let during: 'login' | 'table' | 'statements' = 'login';
     try {
       const { version } = await this.statements.probe();
       if (/mariadb/i.test(version)) this.storeName = 'MariaDB';
+      during = 'table';
       report = await this.statements.prepareTable(this.createTable);
+      during = 'statements';
       await this.statements.checkAccess();
     } catch (error) {
       if (error instanceof SessionConfigurationError) throw error;
-      if (connection.isAccessDenied(error)) throw this.accessError(error);
+      if (connection.isAccessDenied(error)) throw this.accessError(error, during);
       // The server refused a statement (no such schema, a table it cannot read): a mistake, not an outage.
       if (connection.isStatementError(error)) {
         throw SessionConfigurationError.create(

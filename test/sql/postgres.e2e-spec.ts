@@ -160,6 +160,20 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  test('a user who may not create the missing table fails the bootstrap naming createTable and the way out', async () => {
+    const user = await limitedUser();
+    try {
+      // PostgreSQL 15 grants no CREATE on schema public to PUBLIC.
+      const sessions = new SqlSessionInterface({ client: user.client, table: 'not_made' });
+      await expect(sessions.ready()).rejects.toThrow(SessionConfigurationError);
+      await expect(sessions.ready()).rejects.toThrow(
+        /option "createTable".*refused the connection's user: permission denied for schema public.*needs the CREATE privilege.*or create them yourself \(see the README\) and pass createTable: false/,
+      );
+    } finally {
+      await user.close();
+    }
+  });
+
   test('a wrong password is a configuration error (500, and a failed bootstrap); a server out of connections is an outage (503) to wait out', async () => {
     const user = await limitedUser();
     const wrong = new pg.Pool({ ...server.poolConfig, user: user.role, password: 'not-it' });
