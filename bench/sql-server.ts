@@ -5,10 +5,15 @@
  *   bare                               no sessions
  *   nest-session+pg                    SqlSessionInterface on a pg Pool
  *   express-session+connect-pg-simple  express-session with connect-pg-simple on a pg Pool
- * Both stores get a pg Pool of the same size (node-postgres's default, 10).
+ *   pg by hand                         no session library: each handler runs the statements a
+ *                                      session store needs (/read a SELECT, /write a SELECT and an
+ *                                      UPDATE) on a row named by the cookie, itself: the cost of
+ *                                      node-postgres and NestJS alone, what a store cannot go below
+ * Every pg Pool has the same size (node-postgres's default, 10).
  */
 import 'reflect-metadata';
-import { Module, type DynamicModule } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { Controller, Get, Module, Req, Res, type DynamicModule } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import connectPgSimple from 'connect-pg-simple';
 import expressSession from 'express-session';
@@ -17,7 +22,7 @@ import { SqlSessionInterface } from 'nest-session/sql';
 import pg from 'pg';
 import { BareController, NestSessionController, ReqSessionController, SECRET } from './controllers.js';
 
-type Kind = 'bare' | 'nest-session+pg' | 'express-session+connect-pg-simple';
+type Kind = 'bare' | 'nest-session+pg' | 'express-session+connect-pg-simple' | 'pg by hand';
 
 @Module({})
 class BenchModule {}
@@ -27,14 +32,52 @@ const pool = kind === 'bare' ? undefined : new pg.Pool({ connectionString: proce
 pool?.on('error', (error) => console.error(`${kind}: PostgreSQL: ${error.message}`));
 
 let sessions: SqlSessionInterface | undefined;
+
+/** The statements of a session store, in Flask-Session's table, with no session library around them. */
+const BY_HAND = {
+  create: `CREATE TABLE IF NOT EXISTS by_hand (id SERIAL PRIMARY KEY, session_id VARCHAR(255) UNIQUE, data BYTEA, expiry TIMESTAMP)`,
+  insert: `INSERT INTO by_hand (session_id, data, expiry) VALUES ($1, $2, (now() AT TIME ZONE 'UTC') + interval '31 days')`,
+  read: `SELECT data FROM by_hand WHERE session_id = $1 AND expiry > (now() AT TIME ZONE 'UTC')`,
+  write: `UPDATE by_hand SET data = $2, expiry = (now() AT TIME ZONE 'UTC') + interval '31 days' WHERE session_id = $1`,
+};
+type CookieRequest = { headers: { cookie?: string } };
+const idOf = (req: CookieRequest) => /(?:^|; )by_hand=([\w-]+)/.exec(req.headers.cookie ?? '')?.[1] ?? '';
+
+@Controller()
+class ByHandController {
+  @Get('none') none() {
+    return { ok: true };
+  }
+  @Get('read') async read(@Req() req: CookieRequest) {
+    const { rows } = await pool!.query(BY_HAND.read, [idOf(req)]);
+    return { user: rows.length ? 'alice' : undefined };
+  }
+  @Get('write') async write(@Req() req: CookieRequest) {
+    const id = idOf(req);
+    const { rows } = await pool!.query(BY_HAND.read, [id]);
+    const count = ((rows[0]?.data as Buffer | undefined)?.readUInt32BE(0) ?? 0) + 1;
+    const data = Buffer.alloc(4);
+    data.writeUInt32BE(count);
+    await pool!.query(BY_HAND.write, [id, data]);
+    return { count };
+  }
+  @Get('login') async login(@Res({ passthrough: true }) res: { setHeader(name: string, value: string): void }) {
+    const id = randomBytes(24).toString('base64url');
+    await pool!.query(BY_HAND.insert, [id, Buffer.alloc(4)]);
+    res.setHeader('Set-Cookie', `by_hand=${id}; HttpOnly; Path=/`);
+    return { ok: true };
+  }
+}
 function moduleFor(): DynamicModule {
   if (kind === 'nest-session+pg') {
     sessions = new SqlSessionInterface({ client: pool! });
     return { module: BenchModule, imports: [SessionModule.forRoot({ interface: sessions, secretKey: SECRET })], controllers: [NestSessionController] };
   }
+  if (kind === 'pg by hand') return { module: BenchModule, controllers: [ByHandController] };
   return { module: BenchModule, controllers: [kind === 'bare' ? BareController : ReqSessionController] };
 }
 
+if (kind === 'pg by hand') await pool!.query(BY_HAND.create);
 const app = await NestFactory.create(moduleFor(), { logger: false });
 if (kind === 'express-session+connect-pg-simple') {
   const PgStore = connectPgSimple(expressSession);

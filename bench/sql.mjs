@@ -1,7 +1,9 @@
 /**
  * The SQL benchmark: nest-session's SqlSessionInterface on PostgreSQL side by
- * side with express-session + connect-pg-simple, behind the same NestJS
- * routes (bench/sql-server.ts), each server in its own process, driven by
+ * side with express-session + connect-pg-simple, with bare NestJS, and with
+ * the statements written by hand in the handlers (no session library: the
+ * floor any store on node-postgres stands on), behind the same NestJS routes
+ * (bench/sql-server.ts), each server in its own process, driven by
  * autocannon from this one. Part of npm run bench (bench/all.mjs); alone:
  *   BENCH_ONLY=sql npm run bench
  * or, after the build, node bench/sql.mjs.
@@ -57,9 +59,10 @@ import {
 const { DURATION, ROUNDS, WARMUP, CONNECTIONS, SESSIONS } = settings({ DURATION: 2, ROUNDS: 8, WARMUP: 4, CONNECTIONS: 16, SESSIONS: 64 });
 const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write,write-many').split(',');
 const SUBJECT = 'nest-session+pg';
-const OTHERS = ['bare', 'express-session+connect-pg-simple'];
+const ANCHOR = 'express-session+connect-pg-simple';
+const OTHERS = ['bare', ANCHOR, 'pg by hand'];
 /** The database role each server logs in as: statements are counted per role. */
-const ROLES = { 'nest-session+pg': 'nest', 'express-session+connect-pg-simple': 'connect', bare: 'bare' };
+const ROLES = { 'nest-session+pg': 'nest', [ANCHOR]: 'connect', bare: 'bare', 'pg by hand': 'by_hand' };
 const SERVER = fileURLToPath(new URL('./dist/sql-server.js', import.meta.url));
 const COUNTED_REQUESTS = 2000;
 
@@ -214,7 +217,7 @@ try {
   await sleep(1000);
   const statements = {}; // statements[route][kind] = { SELECT: n, … }
   for (const route of ROUTES) {
-    for (const kind of [SUBJECT, OTHERS[1]]) {
+    for (const kind of [SUBJECT, ANCHOR, 'pg by hand']) {
       const role = ROLES[kind];
       const before = (await statementCalls(database.client))[role] ?? {};
       const result = await loadRoute(byKind(kind), route, { amount: COUNTED_REQUESTS });
@@ -248,6 +251,7 @@ try {
     '',
     `/none never touches the session; /read reads one value; /write reads and writes a counter, every request with the one session cookie the server set at /login; write-many is /write over ${SESSIONS} sessions in turn.`,
     "nest-session refreshes an unchanged session's expiry at most once a minute (refreshAfter); connect-pg-simple touches it on every request.",
+    "pg by hand: no session library; the handlers run a store's statements themselves (/read a SELECT, /write a SELECT and an UPDATE) on the row its cookie names.",
   );
   publish('sql.md', lines.join('\n'));
 } finally {
