@@ -335,6 +335,8 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface impleme
       await this.enableTtl(sdk);
     } catch (error) {
       this.tableReady = undefined;
+      // Credentials DynamoDB refuses: a configuration error (500), as for every command.
+      if (REFUSED_CREDENTIALS.has((error as Error)?.name)) throw this.explain(error);
       throw new Error(`setting up the DynamoDB table "${this.tableName}" (createTable) failed: ${(error as Error)?.name}: ${(error as Error)?.message}`);
     }
   }

@@ -110,7 +110,8 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     this.margin = Math.min(100, Math.max(5, this.storeTimeout / 10));
     this.queue = new SessionWriteQueue((storeId, batch) => this.writeBatch(storeId, batch), this.margin, () => tooLate(this.storeTimeout));
     this.client.on('error', (error: Error & { code?: string }) => {
-      if (error?.code && UNREACHABLE.has(error.code)) this.unreachable = error;
+      // Requests fail at once, naming it, while the server refuses connections or the client's login.
+      if ((error?.code && UNREACHABLE.has(error.code)) || LOGIN_REFUSAL.test(String(error?.message))) this.unreachable = error;
       for (const waiter of this.waiters) waiter.reject(error);
       this.waiters.clear();
     });
@@ -155,13 +156,15 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
   }
 
   /**
-   * Redis's ACL refusing the client's user a command or a key is
-   * the developer's configuration to fix: a 500 naming what to allow, never a
-   * 503 "try again".
+   * Redis refusing the client's login (a wrong password, a disabled user) or
+   * its ACL refusing the user a command or a key is the developer's
+   * configuration to fix: a 500 naming it, never a 503 "try again".
    */
   protected override storeFailure(error: unknown): SessionError {
     const message = String((error as Error)?.message ?? error);
-    if (error instanceof SessionError || !ACL_REFUSAL.test(message)) return super.storeFailure(error);
+    if (error instanceof SessionError) return error;
+    if (LOGIN_REFUSAL.test(message)) return SessionConfigurationError.create('client', `Redis refused the client's login: ${message}`, 'RedisSessionInterface');
+    if (!ACL_REFUSAL.test(message)) return super.storeFailure(error);
     return SessionConfigurationError.create(
       'client',
       `Redis refused the client's user: ${message}. The store needs GET, EVALSHA and EVAL, and within its script TIME, GET, SET, EXPIRE and DEL, on the keys ${this.keyPrefix}*.`,
@@ -245,6 +248,9 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
     });
   }
 }
+
+/** Redis refusing the client's AUTH: a wrong password or user, a disabled user, a password required. */
+const LOGIN_REFUSAL = /^(WRONGPASS|NOAUTH)\b/;
 
 /** Redis's ACL refusing a command or key: `NOPERM …`, or within a script on Redis 7.0 "ERR The user executing the script can't run this command". */
 const ACL_REFUSAL = /\bNOPERM\b|user executing the script can't run this command/;

@@ -76,11 +76,12 @@ export interface SqlConnection {
    */
   isStatementError(error: unknown): boolean;
   /**
-   * Whether the server refused because the connection's user may not do
-   * this (no privilege on the table, a wrong password, a read-only SQLite
-   * file): the developer's configuration to fix, never an outage to wait out.
+   * Whether the server refused the connection's user: `'login'` (a wrong
+   * password, an unknown or locked user), `'privilege'` (no privilege on the
+   * table, a read-only SQLite database); undefined for anything else. The
+   * developer's configuration to fix, never an outage to wait out.
    */
-  isAccessDenied(error: unknown): boolean;
+  accessDenial(error: unknown): AccessDenial | undefined;
   /**
    * Whether the server rolled the statement back to break a deadlock (or a
    * serialization failure): it changed nothing, and running it again is the
@@ -88,6 +89,9 @@ export interface SqlConnection {
    */
   isDeadlock(error: unknown): boolean;
 }
+
+/** How the server refused the connection's user: logging in, or a statement it may not run. */
+export type AccessDenial = 'login' | 'privilege';
 
 /** Why a client cannot be used; the store turns it into a configuration error naming `client`. */
 export class UnsupportedClientError extends Error {}
@@ -177,11 +181,14 @@ const DEADLOCK_ATTEMPTS = 4;
  */
 class DeadlockRetrying implements SqlConnection {
   readonly dialect: SqlDialect;
-  readonly address: string;
 
   constructor(private readonly connection: SqlConnection) {
     this.dialect = connection.dialect;
-    this.address = connection.address;
+  }
+
+  /** Read each time: a TypeORM DataSource's address is known once it is initialized. */
+  get address(): string {
+    return this.connection.address;
   }
 
   async run(sql: string, params: readonly unknown[], deadline?: number): Promise<SqlResult> {
@@ -198,8 +205,8 @@ class DeadlockRetrying implements SqlConnection {
     return this.connection.isStatementError(error);
   }
 
-  isAccessDenied(error: unknown): boolean {
-    return this.connection.isAccessDenied(error);
+  accessDenial(error: unknown): AccessDenial | undefined {
+    return this.connection.accessDenial(error);
   }
 
   isDeadlock(error: unknown): boolean {
@@ -288,9 +295,11 @@ class PgConnection implements SqlConnection {
     return isPgServerError(error) && !PG_OUTAGE.test((error as { code: string }).code);
   }
 
-  isAccessDenied(error: unknown): boolean {
-    const code = (error as { code?: unknown })?.code;
-    return this.isStatementError(error) && (code === '42501' || String(code).startsWith('28'));
+  accessDenial(error: unknown): AccessDenial | undefined {
+    if (!isPgServerError(error)) return undefined;
+    const code = (error as { code: string }).code;
+    // 28: invalid authorization (password, role); 42501: insufficient privilege.
+    return code.startsWith('28') ? 'login' : code === '42501' ? 'privilege' : undefined;
   }
 
   isDeadlock(error: unknown): boolean {
@@ -391,12 +400,13 @@ class MysqlConnection implements SqlConnection {
 
   isStatementError(error: unknown): boolean {
     const failure = error as { fatal?: unknown; sqlState?: unknown; errno?: unknown } | undefined;
-    return !failure?.fatal && typeof failure?.sqlState === 'string' && typeof failure.errno === 'number';
+    return !failure?.fatal && typeof failure?.sqlState === 'string' && typeof failure.errno === 'number' && !MYSQL_OUTAGE.has(failure.errno);
   }
 
-  isAccessDenied(error: unknown): boolean {
-    // A wrong password fails the handshake (fatal); the others refuse a statement.
-    return MYSQL_ACCESS_DENIED.has((error as { errno?: unknown })?.errno as number);
+  accessDenial(error: unknown): AccessDenial | undefined {
+    // A refused login fails the handshake (fatal); a refused statement does not.
+    const errno = (error as { errno?: unknown })?.errno as number;
+    return MYSQL_LOGIN_REFUSED.has(errno) ? 'login' : MYSQL_PRIVILEGE_REFUSED.has(errno) ? 'privilege' : undefined;
   }
 
   isDeadlock(error: unknown): boolean {
@@ -405,11 +415,23 @@ class MysqlConnection implements SqlConnection {
 }
 
 /**
- * ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_ERROR (user or password),
- * ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR,
- * ER_SPECIFIC_ACCESS_DENIED_ERROR.
+ * ER_ACCESS_DENIED_ERROR (user or password), ER_HOST_NOT_PRIVILEGED,
+ * ER_ACCESS_DENIED_NO_PASSWORD_ERROR, ER_MUST_CHANGE_PASSWORD(_LOGIN),
+ * ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL), ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB).
  */
-const MYSQL_ACCESS_DENIED = new Set([1044, 1045, 1142, 1143, 1227]);
+const MYSQL_LOGIN_REFUSED = new Set([1045, 1130, 1698, 1820, 1862, 3118, 4151]);
+/**
+ * ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR,
+ * ER_COLUMNACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.
+ */
+const MYSQL_PRIVILEGE_REFUSED = new Set([1044, 1142, 1143, 1227]);
+/**
+ * A server that cannot serve now, not a mistake: read-only (--read-only,
+ * super_read_only, a read-only transaction: a replica or a failover),
+ * a lock wait timeout, a deadlock, shutting down, a killed connection, a
+ * statement timeout (MySQL's, MariaDB's).
+ */
+const MYSQL_OUTAGE = new Set([1290, 1836, 1792, 1205, 1213, 1053, 1927, 3024, 1969]);
 
 function mysqlResult(result: unknown): SqlResult {
   if (Array.isArray(result)) return { rows: result as Array<Record<string, unknown>>, affected: 0, info: '' };
@@ -429,6 +451,8 @@ interface SqliteDatabase {
   readonly name: string;
   readonly open: boolean;
 }
+
+const SQLITE_PRIVILEGE_REFUSED = new Set(['SQLITE_READONLY', 'SQLITE_READONLY_DIRECTORY', 'SQLITE_READONLY_DBMOVED', 'SQLITE_PERM', 'SQLITE_AUTH']);
 
 /** Prepared statements, per Database (several interfaces may share one). */
 const prepared = new WeakMap<SqliteDatabase, Map<string, SqliteStatement>>();
@@ -463,13 +487,14 @@ class SqliteConnection implements SqlConnection {
 
   isStatementError(error: unknown): boolean {
     const code = (error as { code?: unknown })?.code;
-    // Busy and locked are another connection holding the file: an outage, not a mistake.
-    return typeof code === 'string' && code.startsWith('SQLITE_') && !/^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL)/.test(code);
+    // Busy and locked are another connection holding the file, the others passing states of the file: an outage, not a mistake.
+    return typeof code === 'string' && code.startsWith('SQLITE_') && !/^SQLITE_(BUSY|LOCKED|IOERR|CANTOPEN|FULL|PROTOCOL|READONLY_(RECOVERY|ROLLBACK|CANTINIT|CANTLOCK))/.test(code);
   }
 
-  isAccessDenied(error: unknown): boolean {
-    // A Database opened with { readonly: true }, or a file or folder the process may not write.
-    return /^SQLITE_(READONLY|PERM|AUTH)/.test(String((error as { code?: unknown })?.code));
+  accessDenial(error: unknown): AccessDenial | undefined {
+    // A read-only database (PRAGMA query_only, a file or folder the process may not write); not the
+    // passing kinds (READONLY_RECOVERY, _ROLLBACK, _CANTINIT, _CANTLOCK).
+    return SQLITE_PRIVILEGE_REFUSED.has(String((error as { code?: unknown })?.code)) ? 'privilege' : undefined;
   }
 
   isDeadlock(): boolean {
@@ -520,9 +545,9 @@ class DataSourceConnection implements SqlConnection {
     return this.inner?.connection.isStatementError(cause) ?? false;
   }
 
-  isAccessDenied(error: unknown): boolean {
+  accessDenial(error: unknown): AccessDenial | undefined {
     const cause = (error as { driverError?: unknown })?.driverError ?? error;
-    return this.inner?.connection.isAccessDenied(cause) ?? false;
+    return this.inner?.connection.accessDenial(cause);
   }
 
   isDeadlock(error: unknown): boolean {

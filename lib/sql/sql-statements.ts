@@ -328,12 +328,20 @@ SELECT g.ok, ${PG_NOW}, (SELECT count(*) FROM w)::int AS n FROM g`,
     return withCurrent && !written ? { written, late: false, current: bytes(row.current) } : { written, late: false };
   }
 
-  /** Also the id's sequence: an INSERT on no row never calls nextval(), so its privilege is asked for. */
+  /**
+   * Also the sequence of a serial id (SQLAlchemy's): an INSERT on no row never
+   * calls nextval(), so its privilege is asked for. An identity column's
+   * sequence needs no privilege of its own.
+   */
   override async checkAccess(): Promise<void> {
     await super.checkAccess();
-    const { rows } = await this.db.run(`SELECT pg_get_serial_sequence($1, 'id') AS sequence`, [this.qualified]);
+    const { rows } = await this.db.run(
+      `SELECT pg_get_serial_sequence($1, 'id') AS sequence,
+              (SELECT a.attidentity <> '' FROM pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = 'id') AS identity`,
+      [this.qualified],
+    );
     const sequence = rows[0]?.sequence as string | null | undefined;
-    if (!sequence) return;
+    if (!sequence || rows[0]?.identity) return;
     const { rows: granted } = await this.db.run(`SELECT has_sequence_privilege($1, 'USAGE, UPDATE') AS ok`, [sequence]);
     if (!granted[0]?.ok) {
       throw SessionConfigurationError.create(

@@ -375,12 +375,25 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   }
 
   /**
-   * A store call the server refused for want of a privilege (or a read-only
-   * SQLite file) answers 500, naming the grant, as a configuration mistake;
-   * anything else is an outage (503).
+   * What the server refused is a configuration mistake, answered 500 with a
+   * message saying what to fix: the user (a wrong password, a missing
+   * privilege: the grant is named) or one of the store's own statements (the
+   * table dropped or altered under the running application). Anything else
+   * (a connection that failed, a server that cannot serve now) is an outage:
+   * 503.
    */
   protected override storeFailure(error: unknown): SessionError {
-    return !(error instanceof SessionError) && this.connection.isAccessDenied(error) ? this.accessError(error) : super.storeFailure(error);
+    if (error instanceof SessionError) return error;
+    const denial = this.connection.accessDenial(error);
+    if (denial) return this.accessError(error, denial === 'login' ? 'login' : 'statements');
+    if (this.connection.isStatementError(error)) {
+      return SessionConfigurationError.create(
+        'table',
+        `${this.connection.address} refused the store's statement on ${this.statements.tableLabel}: ${(error as Error).message}. Was the table dropped or changed? It is checked (and created, with createTable) when the application starts.`,
+        'SqlSessionInterface',
+      );
+    }
+    return super.storeFailure(error);
   }
 
   /**
@@ -394,7 +407,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
     if (during === 'table' && this.createTable) {
       return SessionConfigurationError.create(
         'createTable',
-        `${refused} Creating ${this.statements.tableLabel} or its index on expiry needs the CREATE privilege (and, for the index, owning the table): grant it, or create them yourself (see the README) and pass createTable: false.`,
+        `${refused} Creating ${this.statements.tableLabel} or its index on expiry needs the CREATE privilege (for the index: INDEX on MySQL, owning the table on PostgreSQL): grant it, or create them yourself (see the README) and pass createTable: false. If the table exists, the user lacks privileges on it (MySQL shows a table only to a user with some): ${this.statements.grantHint()}.`,
         'SqlSessionInterface',
       );
     }
@@ -403,7 +416,8 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
 
   private checkSize(value: Buffer): void {
     if (this.maxDataBytes !== undefined && value.length > this.maxDataBytes) {
-      throw new Error(
+      // A 500, not a 503: trying again cannot help.
+      throw new SessionError(
         `the session is ${value.length} bytes, more than the ${this.maxDataBytes} that ${this.statements.tableLabel}.data holds; ` +
           `widen the column (MySQL: ALTER TABLE … MODIFY data MEDIUMBLOB) or store less in the session`,
       );
@@ -423,7 +437,8 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
       await this.statements.checkAccess();
     } catch (error) {
       if (error instanceof SessionConfigurationError) throw error;
-      if (connection.isAccessDenied(error)) throw this.accessError(error, during);
+      const denial = connection.accessDenial(error);
+      if (denial) throw this.accessError(error, denial === 'login' ? 'login' : during);
       // The server refused a statement (no such schema, a table it cannot read): a mistake, not an outage.
       if (connection.isStatementError(error)) {
         throw SessionConfigurationError.create(

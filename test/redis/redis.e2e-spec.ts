@@ -77,7 +77,7 @@ test('a hung store (accepts, never answers) costs a request storeTimeout, then a
   }
 });
 
-test("a user Redis's ACL refuses a command (NOPERM) answers 500 naming what to allow, not 503; what it may do still works", async () => {
+test("a user Redis's ACL refuses a command (NOPERM), or a wrong password, answers 500 naming it, not 503; what it may do still works", async () => {
   const { Controller, Get, Query } = await import('@nestjs/common');
   const { Session, SessionModule } = await import('../../lib/index.js');
   const { RecordingLogger, cookiePair, createApp } = await import('../support/apps.js');
@@ -113,6 +113,20 @@ test("a user Redis's ACL refuses a command (NOPERM) answers 500 naming what to a
       const refused = await request(app.getHttpServer()).get('/set?value=b').set('Cookie', cookiePair(set));
       expect(refused.status).toBe(500);
       await request(app.getHttpServer()).get('/get').set('Cookie', cookiePair(set)).expect(200, { value: 'a' });
+    }
+    // A wrong password: refused at login, a 500 naming it, not a 503.
+    const wrong = new Redis(server.url.replace('redis://', 'redis://limited:not-it@'), { retryStrategy: () => 50, maxRetriesPerRequest: 1 });
+    wrong.on('error', () => {});
+    const wrongApp = await createApp(
+      { imports: [SessionModule.forRoot({ interface: new RedisSessionInterface({ client: wrong }), secretKey: 'k' })], controllers: [ValueController] },
+      logger,
+    );
+    try {
+      await request(wrongApp.getHttpServer()).get('/set?value=c').expect(500);
+      expect(logger.messages('error').at(-1)).toMatch(/option "client": Redis refused the client's login: WRONGPASS/);
+    } finally {
+      await wrongApp.close();
+      wrong.disconnect();
     }
     const errors = logger.messages('error').join('\n');
     expect(errors).toMatch(/option "client": Redis refused the client's user: NOPERM .*'evalsha'.*The store needs GET, EVALSHA and EVAL/);

@@ -9,7 +9,7 @@
 import { createPool as createCallbackPool, type Pool as CallbackPool } from 'mysql2';
 import { createConnection, createPool, type Pool as PromisePool } from 'mysql2/promise';
 import { DataSource } from 'typeorm';
-import { SessionConfigurationError } from '../../lib/index.js';
+import { SessionConfigurationError, SessionError, SessionStoreUnavailableError } from '../../lib/index.js';
 import { SqlSessionInterface } from '../../lib/sql/index.js';
 import { describeStoreContract } from '../server-side/contract.js';
 import { MariaDBServer } from '../support/mariadb-server.js';
@@ -117,6 +117,23 @@ describe('MariaDB specifics', () => {
     }
   });
 
+  test('a read-only server (a replica, a failover under way) is an outage at bootstrap, waited out, not a configuration error', async () => {
+    await new SqlSessionInterface({ client: callbackPool, table: 'read_only' }).ready();
+    const admin = await createConnection(server.adminOptions);
+    await admin.query('SET GLOBAL read_only = ON');
+    try {
+      const sessions = new SqlSessionInterface({ client: callbackPool, table: 'read_only' });
+      const outcome = await sessions.ready().catch((error: unknown) => error);
+      expect(outcome).not.toBeInstanceOf(SessionConfigurationError);
+      expect(String(outcome)).toMatch(/--read-only/);
+      await admin.query('SET GLOBAL read_only = OFF');
+      await sessions.ready();
+    } finally {
+      await admin.query('SET GLOBAL read_only = OFF');
+      await admin.end();
+    }
+  });
+
   test('a wrong password fails at bootstrap as a configuration error naming the client, not as an outage', async () => {
     const wrong = createCallbackPool({ ...server.connectionOptions, password: 'not-it' });
     try {
@@ -179,6 +196,9 @@ describe('MariaDB specifics', () => {
     await expect(store.replaceRecord('session:blob', Buffer.alloc(70_000, 1), 3600, call())).rejects.toThrow(
       /the session is 70000 bytes, more than the 65535 that flask_blob.data holds/,
     );
+    // A 500 (trying again cannot help), not the 503 of a store that is down.
+    await expect(store.replaceRecord('session:blob', Buffer.alloc(70_000, 1), 3600, call())).rejects.toBeInstanceOf(SessionError);
+    await expect(store.replaceRecord('session:blob', Buffer.alloc(70_000, 1), 3600, call())).rejects.not.toBeInstanceOf(SessionStoreUnavailableError);
     await expect(store.swapRecord('session:blob', { value: Buffer.from('small') }, Buffer.alloc(65_536, 1), 3600, call())).rejects.toThrow(/65535/);
     expect((await store.readRecord('session:blob', call()))?.value.toString()).toBe('small');
     await store.replaceRecord('session:blob', Buffer.alloc(65_535, 2), 3600, call());

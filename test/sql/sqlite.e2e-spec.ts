@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { SessionConfigurationError } from '../../lib/index.js';
 import { SqlSessionInterface } from '../../lib/sql/index.js';
 import { describeStoreContract } from '../server-side/contract.js';
 import { call, describeSqlStore, primitives, utcMillis, type SqlBackend } from './sql-backend.js';
@@ -69,6 +70,19 @@ const backend: SqlBackend = { dialect: 'sqlite', client: () => db, query };
 describeSqlStore('SQLite', backend);
 
 describe('SQLite specifics', () => {
+  test('a database that refuses writes (PRAGMA query_only) fails at bootstrap as a configuration error naming the client', async () => {
+    await new SqlSessionInterface({ client: db, table: 'query_only' }).ready();
+    const readOnly = new Database(file, { timeout: 100 });
+    readOnly.pragma('query_only = ON');
+    try {
+      const sessions = new SqlSessionInterface({ client: readOnly, table: 'query_only' });
+      await expect(sessions.ready()).rejects.toThrow(SessionConfigurationError);
+      await expect(sessions.ready()).rejects.toThrow(/option "client": SQLite file .* refused the connection's user: attempt to write a readonly database.*The store needs GRANT/);
+    } finally {
+      readOnly.close();
+    }
+  });
+
   test("creates exactly SQLAlchemy's table (id the rowid) and an index on expiry", async () => {
     await new SqlSessionInterface({ client: db, table: 'layout' }).ready();
     const schema = await query("SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'layout' ORDER BY name");
