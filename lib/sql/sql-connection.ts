@@ -292,14 +292,17 @@ class PgConnection implements SqlConnection {
 
   isStatementError(error: unknown): boolean {
     // Some of the server's errors report a server that cannot serve now (starting up, shutting down, out of connections), not a mistake.
-    return isPgServerError(error) && !PG_OUTAGE.test((error as { code: string }).code);
+    if (!isPgServerError(error)) return false;
+    const { code, severity } = error as { code: string; severity: string };
+    // A FATAL error ends the connection: the server's doing (an idle timeout, a restart), unless it refused the login or the database.
+    return !PG_OUTAGE.test(code) && !(/^(FATAL|PANIC)$/.test(severity) && !/^(28|3D)/.test(code));
   }
 
   accessDenial(error: unknown): AccessDenial | undefined {
     if (!isPgServerError(error)) return undefined;
     const code = (error as { code: string }).code;
-    // 28: invalid authorization (password, role); 42501: insufficient privilege.
-    return code.startsWith('28') ? 'login' : code === '42501' ? 'privilege' : undefined;
+    // 28: invalid authorization (password, role); 3D000: no such database; 42501: insufficient privilege.
+    return code.startsWith('28') || code === '3D000' ? 'login' : code === '42501' ? 'privilege' : undefined;
   }
 
   isDeadlock(error: unknown): boolean {
@@ -415,11 +418,11 @@ class MysqlConnection implements SqlConnection {
 }
 
 /**
- * ER_ACCESS_DENIED_ERROR (user or password), ER_HOST_NOT_PRIVILEGED,
+ * ER_ACCESS_DENIED_ERROR (user or password), ER_BAD_DB_ERROR (no such database), ER_HOST_NOT_PRIVILEGED,
  * ER_ACCESS_DENIED_NO_PASSWORD_ERROR, ER_MUST_CHANGE_PASSWORD(_LOGIN),
  * ER_ACCOUNT_HAS_BEEN_LOCKED (MySQL), ER_ACCOUNT_HAS_BEEN_LOCKED (MariaDB).
  */
-const MYSQL_LOGIN_REFUSED = new Set([1045, 1130, 1698, 1820, 1862, 3118, 4151]);
+const MYSQL_LOGIN_REFUSED = new Set([1045, 1049, 1130, 1698, 1820, 1862, 3118, 4151]);
 /**
  * ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR,
  * ER_COLUMNACCESS_DENIED_ERROR, ER_SPECIFIC_ACCESS_DENIED_ERROR.

@@ -134,12 +134,16 @@ describe('MariaDB specifics', () => {
     }
   });
 
-  test('a wrong password fails at bootstrap as a configuration error naming the client, not as an outage', async () => {
+  test('a wrong password or database fails at bootstrap as a configuration error naming the client, not as an outage', async () => {
     const wrong = createCallbackPool({ ...server.connectionOptions, password: 'not-it' });
     try {
       const sessions = new SqlSessionInterface({ client: wrong });
       await expect(sessions.ready()).rejects.toThrow(SessionConfigurationError);
       await expect(sessions.ready()).rejects.toThrow(/option "client".*Access denied for user 'nest'/);
+      // A database the user may not reach, or that does not exist: MariaDB says the first for both (1044).
+      const nowhere = createCallbackPool({ ...server.connectionOptions, database: 'nowhere' });
+      await expect(new SqlSessionInterface({ client: nowhere }).ready()).rejects.toThrow(/option "client".*Access denied for user 'nest'@'%' to database 'nowhere'/);
+      await new Promise((resolve) => nowhere.end(resolve));
     } finally {
       await new Promise((resolve) => wrong.end(resolve));
     }

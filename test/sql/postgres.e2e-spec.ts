@@ -182,7 +182,7 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
-  test('a wrong password is a configuration error (500, and a failed bootstrap); a server out of connections is an outage (503) to wait out', async () => {
+  test('a wrong password or database is a configuration error (500, and a failed bootstrap); a server out of connections is an outage (503) to wait out', async () => {
     const user = await limitedUser();
     const wrong = new pg.Pool({ ...server.poolConfig, user: user.role, password: 'not-it' });
     wrong.on('error', () => undefined);
@@ -193,6 +193,11 @@ describe('PostgreSQL specifics', () => {
       await expect(badPassword.ready()).rejects.toThrow(SessionConfigurationError);
       await expect(badPassword.ready()).rejects.toThrow(/option "client".*password authentication failed for user "limited_\d+"/);
       await expect(primitives(badPassword).readRecord('session:x', call())).rejects.toThrow(SessionConfigurationError);
+      // So is a database that does not exist (FATAL 3D000 at login).
+      const nowhere = new pg.Pool({ ...server.poolConfig, database: 'nowhere' });
+      nowhere.on('error', () => undefined);
+      await expect(new SqlSessionInterface({ client: nowhere }).ready()).rejects.toThrow(/option "client".*database "nowhere" does not exist/);
+      await nowhere.end();
 
       const full = new SqlSessionInterface({ client: user.client, table: 'sessions' });
       const outage = full.ready().catch((error: unknown) => error);
