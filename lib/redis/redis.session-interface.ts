@@ -161,8 +161,8 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
    * configuration to fix: a 500 naming it, never a 503 "try again".
    */
   protected override storeFailure(error: unknown): SessionError {
-    const message = String((error as Error)?.message ?? error);
     if (error instanceof SessionError) return error;
+    const message = String((error as Error)?.message ?? error);
     if (LOGIN_REFUSAL.test(message)) return SessionConfigurationError.create('client', `Redis refused the client's login: ${message}`, 'RedisSessionInterface');
     if (!ACL_REFUSAL.test(message)) return super.storeFailure(error);
     return SessionConfigurationError.create(

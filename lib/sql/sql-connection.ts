@@ -544,18 +544,15 @@ class DataSourceConnection implements SqlConnection {
   }
 
   isStatementError(error: unknown): boolean {
-    const cause = (error as { driverError?: unknown })?.driverError ?? error;
-    return this.inner?.connection.isStatementError(cause) ?? false;
+    return this.inner?.connection.isStatementError(driverCause(error)) ?? false;
   }
 
   accessDenial(error: unknown): AccessDenial | undefined {
-    const cause = (error as { driverError?: unknown })?.driverError ?? error;
-    return this.inner?.connection.accessDenial(cause);
+    return this.inner?.connection.accessDenial(driverCause(error));
   }
 
   isDeadlock(error: unknown): boolean {
-    const cause = (error as { driverError?: unknown })?.driverError ?? error;
-    return this.inner?.connection.isDeadlock(cause) ?? false;
+    return this.inner?.connection.isDeadlock(driverCause(error)) ?? false;
   }
 
   private current(): SqlConnection {
@@ -576,4 +573,9 @@ class DataSourceConnection implements SqlConnection {
     }
     return this.inner.connection;
   }
+}
+
+/** The driver's own error: TypeORM wraps it (`driverError`); the drivers' errors come as they are. */
+export function driverCause(error: unknown): unknown {
+  return (error as { driverError?: unknown })?.driverError ?? error;
 }

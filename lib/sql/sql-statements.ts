@@ -34,7 +34,7 @@
  *   this process: no JavaScript `Date` is ever sent or read.
  */
 import { SessionConfigurationError } from '../session.errors.js';
-import type { SqlConnection, SqlResult } from './sql-connection.js';
+import { driverCause, type SqlConnection, type SqlResult } from './sql-connection.js';
 
 /** Where the sessions live: `schema.table`. */
 export interface TableName {
@@ -410,8 +410,7 @@ SELECT g.ok, ${PG_NOW}, (SELECT count(*) FROM w)::int AS n FROM g`,
 const CREATE_ATTEMPTS = 5;
 
 function isPgCode(error: unknown, ...codes: string[]): boolean {
-  const cause = (error as { driverError?: unknown })?.driverError ?? error;
-  return codes.includes(String((cause as { code?: unknown })?.code));
+  return codes.includes(String((driverCause(error) as { code?: unknown })?.code));
 }
 
 // --- MySQL and MariaDB -----------------------------------------------------------

@@ -13,7 +13,7 @@ import { SessionConfigurationError, SessionError, describeOptionValue as describ
 import type { SessionMixin } from '../sessions/session-mixin.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { ServerClock } from '../server-side/server-clock.js';
-import { NotSentError, UnsupportedClientError, connect, dialectOf, type SqlClient, type SqlConnection } from './sql-connection.js';
+import { NotSentError, UnsupportedClientError, connect, dialectOf, type AccessDenial, type SqlClient, type SqlConnection } from './sql-connection.js';
 import {
   CLEANUP_BATCH,
   MysqlStatements,
@@ -73,6 +73,9 @@ export interface SqlSessionOptions extends ServerSideSessionOptions {
    */
   cleanupNRequests?: number | null;
 }
+
+/** What setUp() was doing: logging in (its first statement), preparing the table, checking the statements' privileges. */
+type SetUpStep = 'login' | 'table' | 'statements';
 
 /** The names, as the options are spelled, for SessionConfigurationError. */
 const OWN_OPTIONS = ['client', 'table', 'schema', 'createTable', 'cleanupNRequests'];
@@ -385,7 +388,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   protected override storeFailure(error: unknown): SessionError {
     if (error instanceof SessionError) return error;
     const denial = this.connection.accessDenial(error);
-    if (denial) return this.accessError(error, denial === 'login' ? 'login' : 'statements');
+    if (denial) return this.accessError(error, denial, 'statements');
     if (this.connection.isStatementError(error)) {
       return SessionConfigurationError.create(
         'table',
@@ -397,13 +400,13 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   }
 
   /**
-   * `during`: what was refused. Logging in (a wrong password) needs no hint;
-   * creating the table or its index needs CREATE; the statements need the
-   * grants of {@link SessionStatements.grantHint}.
+   * A refused login needs no hint; a refusal while the table was prepared
+   * (`during`) names CREATE; the store's statements need the grants of
+   * {@link SessionStatements.grantHint}.
    */
-  private accessError(error: unknown, during: 'login' | 'table' | 'statements' = 'statements'): SessionConfigurationError {
+  private accessError(error: unknown, denial: AccessDenial, during: SetUpStep): SessionConfigurationError {
     const refused = `${this.connection.address} refused the connection's user: ${(error as Error).message}.`;
-    if (during === 'login') return SessionConfigurationError.create('client', refused, 'SqlSessionInterface');
+    if (denial === 'login' || during === 'login') return SessionConfigurationError.create('client', refused, 'SqlSessionInterface');
     if (during === 'table' && this.createTable) {
       return SessionConfigurationError.create(
         'createTable',
@@ -427,7 +430,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
   private async setUp(): Promise<void> {
     const connection = this.connection;
     let report;
-    let during: 'login' | 'table' | 'statements' = 'login';
+    let during: SetUpStep = 'login';
     try {
       const { version } = await this.statements.probe();
       if (/mariadb/i.test(version)) this.storeName = 'MariaDB';
@@ -438,7 +441,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
     } catch (error) {
       if (error instanceof SessionConfigurationError) throw error;
       const denial = connection.accessDenial(error);
-      if (denial) throw this.accessError(error, denial === 'login' ? 'login' : during);
+      if (denial) throw this.accessError(error, denial, during);
       // The server refused a statement (no such schema, a table it cannot read): a mistake, not an outage.
       if (connection.isStatementError(error)) {
         throw SessionConfigurationError.create(
