@@ -5,16 +5,20 @@
 # reproduces. `npm test` runs the same tests on the stand-in only: no MongoDB
 # server can be installed on the machines it runs on.
 #
-#   MONGODB_URL=mongodb://127.0.0.1:27017 bash scripts/test-mongodb.sh
+#   MONGODB_URL=mongodb://root:secret@127.0.0.1:27017 bash scripts/test-mongodb.sh
 #
-# MongoDB 4.2 or later. The tests create a database nest_session_test_<random>
-# and drop it at the end. Extra arguments go to Jest (e.g. -t 'deadline').
+# MongoDB 4.2 or later, enforcing access control (the refusal test makes users
+# of its own): mongod --auth, or
+#   docker run --rm -p 27017:27017 -e MONGO_INITDB_ROOT_USERNAME=root -e MONGO_INITDB_ROOT_PASSWORD=secret mongo:7
+# The tests create a database nest_session_test_<random> and drop it, and its
+# users, at the end. Extra arguments go to Jest (e.g. -t 'deadline').
 set -euo pipefail
 
 if [ -z "${MONGODB_URL:-}" ]; then
   echo "scripts/test-mongodb.sh needs a MongoDB server (4.2 or later): set MONGODB_URL, e.g." >&2
-  echo "  MONGODB_URL=mongodb://127.0.0.1:27017 bash scripts/test-mongodb.sh" >&2
-  echo "(docker run --rm -p 27017:27017 mongo:7 starts one where Docker is available)." >&2
+  echo "  MONGODB_URL=mongodb://root:secret@127.0.0.1:27017 bash scripts/test-mongodb.sh" >&2
+  echo "(docker run --rm -p 27017:27017 -e MONGO_INITDB_ROOT_USERNAME=root -e MONGO_INITDB_ROOT_PASSWORD=secret mongo:7" >&2
+  echo "starts one where Docker is available)." >&2
   exit 1
 fi
 

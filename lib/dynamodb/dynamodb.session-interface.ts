@@ -149,13 +149,8 @@ export class DynamoDBSessionInterface extends ServerSideSessionInterface impleme
    */
   async onModuleInit(): Promise<void> {
     if (this.createTable) return; // made, if missing, at first use
-    try {
-      const check = (sdk: Sdk) => new sdk.GetItemCommand({ TableName: this.tableName, Key: this.key(`${this.keyPrefix}bootstrap-check`) });
-      await this.send({ deadline: Date.now() + 5 * this.storeTimeout }, check, 'read');
-    } catch (error) {
-      if (error instanceof SessionConfigurationError) throw error;
-      this.logger.warn(`DynamoDB could not be reached at bootstrap: ${(error as Error)?.message}; session requests answer 503 until it can.`);
-    }
+    const check = (sdk: Sdk) => new sdk.GetItemCommand({ TableName: this.tableName, Key: this.key(`${this.keyPrefix}bootstrap-check`) });
+    await this.checkAtBootstrap('DynamoDB', (deadline) => this.send({ deadline }, check, 'read'));
   }
 
   protected async readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null> {

@@ -8,7 +8,7 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SwapQueue } from '../server-side/swap-queue.js';
 import { ServerClock } from '../server-side/server-clock.js';
-import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
+import { SessionConfigurationError, SessionError, describeOptionValue as describe } from '../session.errors.js';
 
 /** @publicApi */
 export interface MongoDBSessionOptions extends ServerSideSessionOptions {
@@ -44,6 +44,11 @@ const CANNOT_CONNECT = /\b(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND)\b/;
 /** MongoDB's error codes met at set-up. */
 const DUPLICATE_KEY = 11000;
 const INDEX_CONFLICTS = new Set([85, 86]); // IndexOptionsConflict, IndexKeySpecsConflict
+/** MongoDB's refusals of the developer's configuration: Unauthorized (a missing role, or no login where one is required), AuthenticationFailed. */
+const UNAUTHORIZED = 13;
+const AUTHENTICATION_FAILED = 18;
+/** Atlas answers a refused login with its own code (8000, AtlasError), which it also uses for other refusals: only its "bad auth" is a login. */
+const ATLAS_ERROR = 8000;
 
 type Waiter = { resolve(): void; reject(error: Error): void };
 
@@ -52,7 +57,7 @@ type Waiter = { resolve(): void; reject(error: Error): void };
  * `db`.`collection`, `{ id: keyPrefix + sid, val: BinData (the msgpack or JSON
  * of the session dict), expiration: Date }`.
  *
- * - At first use it creates a unique index on `id` (Flask-Session 0.8 has none,
+ * - At bootstrap (or first use) it creates a unique index on `id` (Flask-Session 0.8 has none,
  *   so its reads scan the collection and concurrent first writes can
  *   duplicate a session) and the TTL index `expiration_1` (`expireAfterSeconds:
  *   0`, as Flask-Session creates it). The TTL monitor deletes expired
@@ -126,6 +131,38 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
     this.collection = this.db.collection<SessionDocument>(collectionName);
     this.margin = Math.min(100, Math.max(5, this.storeTimeout / 10));
     this.watchServers();
+  }
+
+  /**
+   * Nest calls this at bootstrap (when the interface is a provider, as
+   * `SessionModule.forRoot` makes it): connects the client and creates the
+   * indexes. A login or a command the server refuses (the connection
+   * string's credentials, the user's roles) fails the bootstrap, naming what
+   * to fix; a server that cannot be reached, or does not answer within 5 ×
+   * `storeTimeout`, is only logged (session requests answer 503 until it
+   * does), as are duplicate ids that stop the unique index.
+   */
+  async onModuleInit(): Promise<void> {
+    await this.checkAtBootstrap('MongoDB', (deadline) => this.ready({ deadline }));
+  }
+
+  /**
+   * A refused login or command is the developer's configuration to fix (the
+   * credentials, the user's roles): a 500 naming it, never a 503 "try again".
+   */
+  protected override storeFailure(error: unknown): SessionError {
+    if (error instanceof SessionError) return error;
+    const refused = mongoRefusal(error);
+    if (!refused) return super.storeFailure(error);
+    const fail = (problem: string) => SessionConfigurationError.create('client', problem, 'MongoDBSessionInterface');
+    const message = refused.message.replace(/\.$/, '');
+    if (refused.kind === 'login') {
+      return fail(`MongoDB refused the client's login: ${message}. Check the user name, the password and authSource in the connection string.`);
+    }
+    return fail(
+      `MongoDB refused the client's user a command: ${message}. The store needs find, insert, update, remove and createIndex on ` +
+        `${this.dbName}.${this.collectionName}: MongoDB's built-in role readWrite on the database ${this.dbName}.`,
+    );
   }
 
   protected async readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null> {
@@ -302,7 +339,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
           this.needsConnect = false;
         },
         (error: unknown) => {
-          throw new Error(`connecting to MongoDB failed: ${(error as Error)?.message}`);
+          throw new Error(`connecting to MongoDB failed: ${(error as Error)?.message}`, { cause: error });
         },
       );
       this.connecting = connecting;
@@ -389,13 +426,15 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
       if (code !== undefined && INDEX_CONFLICTS.has(code)) {
         throw new Error(`an index on "id" of ${namespace} already exists with other options (${(error as Error).message}): drop it so that the unique index can be created`);
       }
-      throw new Error(`creating the unique index on "id" of ${namespace} failed: ${(error as Error)?.message}`);
+      throw new Error(`creating the unique index on "id" of ${namespace} failed: ${(error as Error)?.message}`, { cause: error });
     }
     try {
       await this.collection.createIndex({ expiration: 1 }, { expireAfterSeconds: 0 });
     } catch (error) {
       const code = (error as { code?: number })?.code;
-      if (code === undefined || !INDEX_CONFLICTS.has(code)) throw new Error(`creating the TTL index on "expiration" of ${namespace} failed: ${(error as Error)?.message}`);
+      if (code === undefined || !INDEX_CONFLICTS.has(code)) {
+        throw new Error(`creating the TTL index on "expiration" of ${namespace} failed: ${(error as Error)?.message}`, { cause: error });
+      }
       this.logger.warn(
         `${namespace} already has an index on "expiration" with other options (${(error as Error).message}); going on: ` +
           'expired sessions are never read, but MongoDB removes them only as that index says.',
@@ -436,6 +475,17 @@ function bytesOf(value: BinaryLike): Buffer {
 /** The expiry `ttlSeconds` from now, as Flask-Session writes it (a UTC date, milliseconds). */
 function expiryDate(ttlSeconds: number): Date {
   return new Date(Date.now() + ttlSeconds * 1000);
+}
+
+/** The login or command refusal in `error` or its causes (the interface wraps what the driver throws), if there is one. */
+function mongoRefusal(error: unknown): { kind: 'login' | 'privilege'; message: string } | undefined {
+  for (let cause = error, depth = 0; cause && depth < 5; cause = (cause as { cause?: unknown }).cause, depth++) {
+    const { code, message } = cause as { code?: unknown; message?: unknown };
+    const text = String(message);
+    if (code === AUTHENTICATION_FAILED || (code === ATLAS_ERROR && /\bbad auth\b/i.test(text))) return { kind: 'login', message: text };
+    if (code === UNAUTHORIZED) return { kind: /requires authentication/i.test(text) ? 'login' : 'privilege', message: text };
+  }
+  return undefined;
 }
 
 function isRefusal(error: unknown): boolean {

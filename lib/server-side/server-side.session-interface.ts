@@ -443,6 +443,33 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   }
 
   /**
+   * A store's check at bootstrap (`onModuleInit`), given 5 × `storeTimeout`
+   * (its deadline): a configuration mistake it finds (a `SessionConfigurationError`,
+   * thrown or mapped by {@link storeFailure}) fails the bootstrap; a store that
+   * cannot be reached, or does not answer in time, is only logged, as session
+   * requests answer 503 until it does.
+   */
+  protected async checkAtBootstrap(where: string, check: (deadline: number) => Promise<unknown>): Promise<void> {
+    const patience = 5 * this.storeTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<'slow'>((resolve) => {
+      timer = setTimeout(() => resolve('slow'), patience);
+      timer.unref();
+    });
+    try {
+      if ((await Promise.race([check(Date.now() + patience), slow])) === 'slow') {
+        this.logger.warn(`${where} did not answer within ${patience} ms at bootstrap; session requests wait for it.`);
+      }
+    } catch (error) {
+      const failure = error instanceof SessionError ? error : this.storeFailure(error);
+      if (failure instanceof SessionConfigurationError) throw failure;
+      this.logger.warn(`${where} could not be reached at bootstrap: ${(error as Error)?.message ?? error}; session requests answer 503 until it can.`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
    * What a failed store call answers: nest-session's own errors as they are
    * (a configuration mistake found on first use is a 500), anything else as
    * the store being unavailable (503). A store whose server can say that it

@@ -241,22 +241,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
    * until it does).
    */
   async onModuleInit(): Promise<void> {
-    const patience = 5 * this.storeTimeout;
-    let timer: NodeJS.Timeout | undefined;
-    const slow = new Promise<'slow'>((resolve) => {
-      timer = setTimeout(() => resolve('slow'), patience);
-      timer.unref();
-    });
-    try {
-      if ((await Promise.race([this.ready(), slow])) === 'slow') {
-        this.logger.warn(`${this.connection.address} did not answer within ${patience} ms at bootstrap; session requests wait for it.`);
-      }
-    } catch (error) {
-      if (error instanceof SessionConfigurationError) throw error;
-      this.logger.warn(`${this.connection.address} is not reachable yet: ${(error as Error).message}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.checkAtBootstrap(this.connection.address, () => this.ready());
   }
 
   /**

@@ -27,6 +27,21 @@ export interface MongoTarget {
   insert(collection: string, document: Document): Promise<void>;
   /** Deletes every document with this id. */
   remove(collection: string, id: string): Promise<void>;
+  /**
+   * A client logged in as a new user of its own with `role` on {@link db}, on
+   * a server that enforces access control; with `wrongPassword`, the client
+   * logs in with a password that is not the user's.
+   */
+  user(role: MongoRole, options?: { wrongPassword?: boolean }): Promise<MongoUser>;
+}
+
+/** MongoDB's built-in roles the tests give their users. */
+export type MongoRole = 'read' | 'readWrite';
+
+export interface MongoUser {
+  client: MongoClient;
+  /** Gives the user `role` instead of the one it has (grantRolesToUser, then revokeRolesFromUser), as an administrator. */
+  setRole(role: MongoRole): Promise<void>;
 }
 
 /** The primitives, called directly (they are protected: the base class calls them). */
@@ -216,6 +231,34 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
         await app.close();
       }
     }, 20_000);
+
+    test("a login or a role the server refuses fails the bootstrap, naming what to fix; a role taken away later answers 500 (the developer's to fix), not 503", async () => {
+      const bootstrap = (client: MongoClient) =>
+        createApp({ imports: [SessionModule.forRoot({ interface: create({ client }), secretKey: 'k' })], controllers: [ValueController] });
+      const wrongPassword = await target.user('readWrite', { wrongPassword: true });
+      await expect(bootstrap(wrongPassword.client)).rejects.toThrow(
+        /option "client": MongoDB refused the client's login: Authentication failed\. Check the user name, the password and authSource/,
+      );
+      const reader = await target.user('read');
+      await expect(bootstrap(reader.client)).rejects.toThrow(
+        new RegExp(`option "client": MongoDB refused the client's user a command: not authorized on ${target.db} to execute command \\{ createIndexes: .*readWrite on the database ${target.db}`),
+      );
+
+      const user = await target.user('readWrite');
+      const logger = new RecordingLogger();
+      const app = await createApp({ imports: [SessionModule.forRoot({ interface: create({ client: user.client }), secretKey: 'k' })], controllers: [ValueController] }, logger);
+      try {
+        const set = await request(app.getHttpServer()).get('/value/set?value=a').expect(200);
+        await user.setRole('read');
+        const refused = await request(app.getHttpServer()).get('/value/set?value=b').set('Cookie', cookiePair(set));
+        expect(refused.status).toBe(500);
+        expect(logger.messages('error').join('\n')).toMatch(/MongoDB refused the client's user a command: not authorized on .* to execute command \{ update: .*readWrite/);
+        // What the user may still do works: the read, and the stored value is the one written before.
+        expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'a' });
+      } finally {
+        await app.close();
+      }
+    });
 
     test('a custom database, collection and key prefix', async () => {
       const app = await createApp({

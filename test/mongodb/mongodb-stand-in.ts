@@ -32,6 +32,13 @@
  *   serializer, so values are what a server would see and return (Buffers in,
  *   `Binary` out). A TTL monitor removes expired documents every
  *   `ttlMonitorIntervalMs` (MongoDB: 60 s), never at once.
+ * - Access control, once `addUser()` has made a user: a client's `auth`
+ *   (the connection string's credentials) is checked when it connects, a
+ *   wrong password failing `connect()` with error 18 (AuthenticationFailed)
+ *   and closing its topology, as the driver's authenticated connect does; a
+ *   client without credentials, or whose user lacks the role, gets error 13
+ *   (Unauthorized) for each command but `hello` and `ping`. Roles: `read`
+ *   (find) and `readWrite` (everything above), on the user's database.
  * - `pause()` holds every operation already sent until `resume()`, which runs
  *   them then (as a SIGSTOPped mongod would); `stop()` refuses connections
  *   until `start()`.
@@ -76,7 +83,21 @@ export interface StandInOptions {
   latencyMs?: number;
 }
 
+/** A user's built-in role on its database. */
+export type StandInRole = 'read' | 'readWrite';
+
+/** The commands the stand-in runs, by the driver method that sends them, and what each needs. */
+const COMMANDS: Record<string, { command: string; writes: boolean }> = {
+  createIndex: { command: 'createIndexes', writes: true },
+  findOne: { command: 'find', writes: false },
+  updateOne: { command: 'update', writes: true },
+  findOneAndUpdate: { command: 'findAndModify', writes: true },
+  deleteOne: { command: 'delete', writes: true },
+};
+
 export interface StandInClientOptions {
+  /** The connection string's credentials (`mongodb://user:password@…`); the user's database is its authSource. */
+  auth?: { username: string; password: string };
   /** How long an operation waits for a server that is down. Default 30 000 (the driver's). */
   serverSelectionTimeoutMS?: number;
   /** How often the monitor checks the server when nothing waits for it. Default 10 000 (the driver's). */
@@ -95,6 +116,8 @@ export class MongoStandInServer {
   private readonly ttlMonitor: NodeJS.Timeout;
   /** Operations run, by name (tests count them). */
   readonly operations: string[] = [];
+  /** The users, once access control is on (`addUser`). */
+  private readonly users = new Map<string, { password: string; db: string; role: StandInRole }>();
 
   constructor(options: StandInOptions = {}) {
     this.clockOffsetMs = options.clockOffsetMs ?? 0;
@@ -108,6 +131,40 @@ export class MongoStandInServer {
     const client = new MongoClientStandIn(this, options);
     this.clients.add(client);
     return client;
+  }
+
+  /** Makes a user (`createUser`) with `role` on `db`, turning access control on. */
+  addUser(username: string, password: string, db: string, role: StandInRole): void {
+    this.users.set(username, { password, db, role });
+  }
+
+  /** `grantRolesToUser` / `revokeRolesFromUser`: the user's role from now on, for connections already made too. */
+  setRole(username: string, role: StandInRole): void {
+    this.users.get(username)!.role = role;
+  }
+
+  /** @internal A connection's login: error 18 for credentials the server does not know. */
+  authenticate(auth: StandInClientOptions['auth']): void {
+    if (!auth || this.users.size === 0) return;
+    if (this.users.get(auth.username)?.password !== auth.password) {
+      throw new MongoServerError({ message: 'Authentication failed.', code: 18, codeName: 'AuthenticationFailed' });
+    }
+  }
+
+  /** @internal Error 13 for an operation the connection's user may not run (every one but hello and ping without a login). */
+  authorize(auth: StandInClientOptions['auth'], operation: string, namespace: string | undefined): void {
+    if (this.users.size === 0 || operation === 'hello' || operation === 'ping') return;
+    const { command, writes } = COMMANDS[operation] ?? { command: operation, writes: true };
+    const [db, collection] = (namespace ?? '').split(/\.(.*)/);
+    const user = auth && this.users.get(auth.username);
+    if (!user) throw new MongoServerError({ message: `Command ${command} requires authentication`, code: 13, codeName: 'Unauthorized' });
+    if (user.db !== db || (writes && user.role !== 'readWrite')) {
+      throw new MongoServerError({
+        message: `not authorized on ${db} to execute command { ${command}: "${collection}", $db: "${db}" }`,
+        code: 13,
+        codeName: 'Unauthorized',
+      });
+    }
   }
 
   /** The server's clock. */
@@ -254,7 +311,10 @@ export class MongoClientStandIn extends EventEmitter {
     super();
     this.serverSelectionTimeoutMS = options.serverSelectionTimeoutMS ?? 30_000;
     this.heartbeatFrequencyMS = options.heartbeatFrequencyMS ?? 10_000;
+    this.auth = options.auth;
   }
+
+  private readonly auth: StandInClientOptions['auth'];
 
   db(name: string): DbStandIn {
     return new DbStandIn(this, name);
@@ -291,11 +351,14 @@ export class MongoClientStandIn extends EventEmitter {
    * when the client never was, failing when its topology is closed, waiting
    * for a server that is down up to serverSelectionTimeoutMS.
    */
-  async run<T>(name: string, operation: (now: Date) => T): Promise<T> {
+  async run<T>(name: string, operation: (now: Date) => T, namespace?: string): Promise<T> {
     if (this.topology === 'closed') throw new MongoTopologyClosedError();
     if (this.topology === 'none') await this.connect();
     if (this.server.down) await this.waitForServer();
-    return this.server.execute(name, operation);
+    return this.server.execute(name, (now) => {
+      this.server.authorize(this.auth, name, namespace);
+      return operation(now);
+    });
   }
 
   private async openTopology(): Promise<void> {
@@ -304,6 +367,8 @@ export class MongoClientStandIn extends EventEmitter {
     this.emit('serverOpening', { topologyId: 1, address: this.server.address });
     try {
       if (this.server.down) await this.waitForServer();
+      // The driver's connect() checks out a connection, which logs in.
+      await this.server.execute('connect', () => this.server.authenticate(this.auth));
       this.topology = 'connected';
       setImmediate(() => this.heartbeatSucceeded());
     } catch (error) {
@@ -376,7 +441,7 @@ export class DbStandIn {
       if (name === 'hello') return { isWritablePrimary: true, localTime: now, maxWireVersion: 21, minWireVersion: 0, ok: 1 };
       if (name === 'ping') return { ok: 1 };
       throw new MongoServerError({ message: `no such command: '${name}'`, code: 59, codeName: 'CommandNotFound' });
-    });
+    }, `${this.databaseName}.$cmd`);
   }
 }
 
@@ -420,7 +485,7 @@ export class CollectionStandIn {
       }
       collection.indexes.push(spec);
       return spec.name;
-    });
+    }, this.namespace);
   }
 
   findOne(filter: Document, options: { projection?: Document } = {}): Promise<Document | null> {
@@ -428,7 +493,7 @@ export class CollectionStandIn {
     return this.client.run('findOne', (now) => {
       const found = this.documents().find((document) => matches(document, query, now));
       return found ? project(found, options.projection) : null;
-    });
+    }, this.namespace);
   }
 
   updateOne(filter: Document, update: Document | Document[], options: { upsert?: boolean } = {}): Promise<Document> {
@@ -443,7 +508,7 @@ export class CollectionStandIn {
         upsertedCount: outcome.upserted ? 1 : 0,
         upsertedId: outcome.upserted ? outcome.document!._id : null,
       };
-    });
+    }, this.namespace);
   }
 
   findOneAndUpdate(
@@ -457,7 +522,7 @@ export class CollectionStandIn {
       const outcome = this.applyUpdate(query, change, options.upsert ?? false, now);
       const returned = options.returnDocument === 'after' ? outcome.document : outcome.before;
       return returned ? project(returned, options.projection) : null;
-    });
+    }, this.namespace);
   }
 
   deleteOne(filter: Document): Promise<Document> {
@@ -467,7 +532,7 @@ export class CollectionStandIn {
       const index = collection.documents.findIndex((document) => matches(document, query, now));
       if (index >= 0) collection.documents.splice(index, 1);
       return { acknowledged: true, deletedCount: index >= 0 ? 1 : 0 };
-    });
+    }, this.namespace);
   }
 
   private documents(): Document[] {

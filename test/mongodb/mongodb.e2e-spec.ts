@@ -25,10 +25,15 @@ function client(on = server): MongoClient {
   return on.client({ serverSelectionTimeoutMS: 2000 }) as unknown as MongoClient;
 }
 
+/** Servers with access control, one per user (the refusal tests). */
+const securedServers: MongoStandInServer[] = [];
+
 beforeAll(() => {
   server = new MongoStandInServer();
 });
-afterAll(() => server.close());
+afterAll(() => {
+  for (const each of [server, ...securedServers]) each.close();
+});
 
 describeStoreContract('MongoDB (in-process stand-in)', {
   create: (options) => new MongoDBSessionInterface({ client: client(), ...options }),
@@ -52,6 +57,14 @@ describeMongoDBSpecifics('MongoDB (in-process stand-in)', {
     server.indexes(`specifics.${collection}`).map(({ name, field, unique, expireAfterSeconds }) => ({ name, key: { [field]: 1 }, unique, expireAfterSeconds })),
   insert: async (collection, document) => server.insertRaw(`specifics.${collection}`, document),
   remove: async (collection, id) => server.removeRaw(`specifics.${collection}`, 'id', id),
+  // A server of its own: access control on the shared one would refuse every other test's client.
+  user: async (role, { wrongPassword = false } = {}) => {
+    const secured = new MongoStandInServer();
+    securedServers.push(secured);
+    secured.addUser('app', 'secret', 'specifics', role);
+    const auth = { username: 'app', password: wrongPassword ? 'wrong' : 'secret' };
+    return { client: secured.client({ serverSelectionTimeoutMS: 2000, auth }) as unknown as MongoClient, setRole: async (next) => secured.setRole('app', next) };
+  },
 });
 
 const soon = (): StoreCall => ({ deadline: Date.now() + 10_000 });

@@ -20,10 +20,13 @@ const dbName = `nest_session_test_${randomBytes(4).toString('hex')}`;
 const clients: MongoClient[] = [];
 const admin = new MongoClient(url);
 
-function client(): MongoClient {
-  const created = new MongoClient(url!);
+function track(created: MongoClient): MongoClient {
   clients.push(created);
   return created;
+}
+
+function client(): MongoClient {
+  return track(new MongoClient(url!));
 }
 
 beforeAll(async () => {
@@ -31,6 +34,8 @@ beforeAll(async () => {
   console.log(`MongoDB ${version} at ${url!.replace(/\/\/[^@/]*@/, '//…@')}, database ${dbName}`);
 });
 afterAll(async () => {
+  // Users outlive their database: the refusal tests' are dropped with it.
+  await admin.db(dbName).command({ dropAllUsersFromDatabase: 1 });
   await admin.db(dbName).dropDatabase();
   await Promise.all([admin, ...clients].map((c) => c.close()));
 });
@@ -53,6 +58,31 @@ describeMongoDBSpecifics('MongoDB (real server)', {
   },
   remove: async (collection, id) => {
     await admin.db(dbName).collection(collection).deleteMany({ id });
+  },
+  user: async (role, { wrongPassword = false } = {}) => {
+    const { parsed } = await admin.db('admin').command({ getCmdLineOpts: 1 });
+    if (parsed?.security?.authorization !== 'enabled') {
+      throw new Error(
+        'The refusal tests need a server that enforces access control (mongod --auth, or the mongo Docker image with ' +
+          'MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD), MONGODB_URL logging in as a user who may create users.',
+      );
+    }
+    const username = `user_${randomBytes(4).toString('hex')}`;
+    const password = randomBytes(12).toString('hex');
+    await admin.db(dbName).command({ createUser: username, pwd: password, roles: [{ role, db: dbName }] });
+    const address = new URL(url);
+    address.username = username;
+    address.password = wrongPassword ? `${password}-wrong` : password;
+    address.searchParams.set('authSource', dbName);
+    let current = role;
+    return {
+      client: track(new MongoClient(address.href)),
+      setRole: async (next) => {
+        await admin.db(dbName).command({ grantRolesToUser: username, roles: [{ role: next, db: dbName }] });
+        await admin.db(dbName).command({ revokeRolesFromUser: username, roles: [{ role: current, db: dbName }] });
+        current = next;
+      },
+    };
   },
 });
 
