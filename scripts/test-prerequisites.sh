@@ -17,6 +17,7 @@ packages=(
   python3-msgpack    # Flask-Session's record format
   python3-sqlalchemy # Flask-Session's SQL store
   python3-psycopg2   #   ... on PostgreSQL
+  python3-pymysql    #   ... on MariaDB
   python3-boto3      # Flask-Session's DynamoDB store
   redis-server       # Redis and Redis Cluster servers
   memcached

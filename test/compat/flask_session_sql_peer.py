@@ -108,7 +108,8 @@ def inspect_table(engine, model, command):
     inspector = inspect(engine)
     return {
         "columns": [
-            {"name": c["name"], "type": str(c["type"]), "nullable": c["nullable"]}
+            # Compiled for the engine's dialect: str() leaves out MySQL's fractional seconds (DATETIME(6)).
+            {"name": c["name"], "type": c["type"].compile(dialect=engine.dialect), "nullable": c["nullable"]}
             for c in inspector.get_columns(table, schema=schema)
         ],
         "primary_key": inspector.get_pk_constraint(table, schema=schema)["constrained_columns"],

@@ -1,6 +1,6 @@
 /**
  * A Flask app on Flask-Session's SQLAlchemy backend and nest-session share one
- * table, on PostgreSQL and on SQLite. The Python peer
+ * table, on PostgreSQL, MariaDB and SQLite. The Python peer
  * (test/compat/flask_session_sql_peer.py) runs Flask-Session 0.8's own table
  * and record code on Debian's SQLAlchemy: whichever side creates the table,
  * what one writes the other reads and changes, and expiry means the same
@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createPool as createMysqlPool, type Pool as MysqlPool } from 'mysql2/promise';
 import pg from 'pg';
 import request from 'supertest';
 import { Session, SessionModule, type SerializationFormat, type SessionMixin } from '../../lib/index.js';
@@ -20,6 +21,7 @@ import { SqlSessionInterface, type SqlClient } from '../../lib/sql/index.js';
 import { cookiePair, createApp } from '../support/apps.js';
 import { describeValue } from '../support/flask.js';
 import { flaskSessionSql, type SqlTarget } from '../support/flask-session-peers.js';
+import { MariaDBServer } from '../support/mariadb-server.js';
 import { PostgresServer } from '../support/postgres-server.js';
 import { numbered, type Row } from './sql-backend.js';
 
@@ -58,6 +60,12 @@ interface Shared {
   url: string;
   client(): SqlClient;
   query(sql: string, params?: unknown[]): Promise<Row[]>;
+  /**
+   * The column types nest-session's table has where they differ from the
+   * ones SQLAlchemy makes (MySQL/MariaDB: a byte-exact collation, 16 MiB,
+   * microseconds; the README says why), as SQLAlchemy's inspector names them.
+   */
+  ownTypes?: Record<string, { ours: string; flask: string }>;
 }
 
 function describeSharing(name: string, setUp: () => Promise<Shared>, tearDown: () => Promise<void>) {
@@ -111,7 +119,13 @@ function describeSharing(name: string, setUp: () => Promise<Shared>, tearDown: (
       await flaskSessionSql({ op: 'create', url: shared.url, table: 'flask_reference' });
       const ours = await flaskSessionSql({ op: 'inspect', url: shared.url, table: 'nest_first' });
       const theirs = await flaskSessionSql({ op: 'inspect', url: shared.url, table: 'flask_reference' });
-      expect(ours.columns).toEqual(theirs.columns);
+      const differing = shared.ownTypes ?? {};
+      expect(ours.columns.map((c) => c.name)).toEqual(theirs.columns.map((c) => c.name));
+      for (const [i, column] of ours.columns.entries()) {
+        const expected = differing[column.name];
+        if (expected) expect([column.type, theirs.columns[i]!.type]).toEqual([expected.ours, expected.flask]);
+        expect(column).toEqual(expected ? { ...theirs.columns[i], type: expected.ours } : theirs.columns[i]);
+      }
       expect(ours.primary_key).toEqual(theirs.primary_key);
       expect(ours.unique).toEqual(theirs.unique);
       expect(ours.indexes).toEqual(expect.arrayContaining([{ columns: ['expiry'], unique: false }]));
@@ -195,6 +209,33 @@ describeSharing(
   async () => {
     await pool?.end();
     await server?.close();
+  },
+);
+
+let mariadb: MariaDBServer;
+let mariadbPool: MysqlPool;
+describeSharing(
+  'MariaDB, shared with Flask-Session (PyMySQL)',
+  async () => {
+    mariadb = await MariaDBServer.start();
+    mariadbPool = createMysqlPool(mariadb.connectionOptions);
+    return {
+      url: mariadb.sqlalchemyUrl,
+      client: () => mariadbPool,
+      query: async (sql, params = []) => {
+        const [rows] = await mariadbPool.query(sql, params);
+        return Array.isArray(rows) ? (rows as Row[]) : [];
+      },
+      ownTypes: {
+        session_id: { ours: 'VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin', flask: 'VARCHAR(255)' },
+        data: { ours: 'MEDIUMBLOB', flask: 'BLOB' },
+        expiry: { ours: 'DATETIME(6)', flask: 'DATETIME' },
+      },
+    };
+  },
+  async () => {
+    await mariadbPool?.end();
+    await mariadb?.close();
   },
 );
 
