@@ -47,8 +47,10 @@ const INDEX_CONFLICTS = new Set([85, 86]); // IndexOptionsConflict, IndexKeySpec
 /** MongoDB's refusals of the developer's configuration: Unauthorized (a missing role, or no login where one is required), AuthenticationFailed. */
 const UNAUTHORIZED = 13;
 const AUTHENTICATION_FAILED = 18;
-/** Atlas answers a refused login with its own code (8000, AtlasError), which it also uses for other refusals: only its "bad auth" is a login. */
+/** Atlas's own code (8000, AtlasError) for a refused login ("bad auth") and, on its shared tiers, a refused command ("not allowed to do action"); other 8000s (quotas) are not these. */
 const ATLAS_ERROR = 8000;
+/** The driver's errors for a client configured wrong: an auth mechanism (or compressor) whose package is missing, credentials it lacks. */
+const CLIENT_MISTAKES = new Set(['MongoMissingDependencyError', 'MongoMissingCredentialsError']);
 
 type Waiter = { resolve(): void; reject(error: Error): void };
 
@@ -156,6 +158,10 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
     if (!refused) return super.storeFailure(error);
     const fail = (problem: string) => SessionConfigurationError.create('client', problem, 'MongoDBSessionInterface');
     const message = refused.message.replace(/\.$/, '');
+    if (refused.kind === 'client') return fail(`the MongoClient cannot connect as configured: ${message}.`);
+    if (refused.kind === 'no login') {
+      return fail(`MongoDB requires a login, and the client has no credentials: ${message}. Put the user and password in the connection string (mongodb://user:password@host/?authSource=…).`);
+    }
     if (refused.kind === 'login') {
       return fail(`MongoDB refused the client's login: ${message}. Check the user name, the password and authSource in the connection string.`);
     }
@@ -477,13 +483,21 @@ function expiryDate(ttlSeconds: number): Date {
   return new Date(Date.now() + ttlSeconds * 1000);
 }
 
-/** The login or command refusal in `error` or its causes (the interface wraps what the driver throws), if there is one. */
-function mongoRefusal(error: unknown): { kind: 'login' | 'privilege'; message: string } | undefined {
+/**
+ * The refusal of the developer's configuration in `error` or its causes (the
+ * interface wraps what the driver throws; the driver's server selection error
+ * carries the server's): a login refused, no login given where one is
+ * required, a command the user's roles do not allow, or a client that cannot
+ * connect as configured.
+ */
+function mongoRefusal(error: unknown): { kind: 'login' | 'no login' | 'privilege' | 'client'; message: string } | undefined {
   for (let cause = error, depth = 0; cause && depth < 5; cause = (cause as { cause?: unknown }).cause, depth++) {
-    const { code, message } = cause as { code?: unknown; message?: unknown };
+    const { code, message, name } = cause as { code?: unknown; message?: unknown; name?: unknown };
     const text = String(message);
     if (code === AUTHENTICATION_FAILED || (code === ATLAS_ERROR && /\bbad auth\b/i.test(text))) return { kind: 'login', message: text };
-    if (code === UNAUTHORIZED) return { kind: /requires authentication/i.test(text) ? 'login' : 'privilege', message: text };
+    if (code === UNAUTHORIZED) return { kind: /requires authentication/i.test(text) ? 'no login' : 'privilege', message: text };
+    if (code === ATLAS_ERROR && /not allowed to do action/i.test(text)) return { kind: 'privilege', message: text };
+    if (typeof name === 'string' && CLIENT_MISTAKES.has(name)) return { kind: 'client', message: text };
   }
   return undefined;
 }

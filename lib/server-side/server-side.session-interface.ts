@@ -463,7 +463,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
     } catch (error) {
       const failure = error instanceof SessionError ? error : this.storeFailure(error);
       if (failure instanceof SessionConfigurationError) throw failure;
-      this.logger.warn(`${where} could not be reached at bootstrap: ${(error as Error)?.message ?? error}; session requests answer 503 until it can.`);
+      this.logger.warn(`${where} failed its check at bootstrap: ${(error as Error)?.message ?? error}; session requests answer 503 until it passes.`);
     } finally {
       clearTimeout(timer);
     }

@@ -3,7 +3,9 @@
  * server: what can be checked without one. A closed port (the connection is
  * refused), a port that accepts and never answers, and the driver's
  * behaviour after a failed first connection (its topology closes, and only
- * connect() opens a new one), which the interface relies on.
+ * connect() opens a new one), which the interface relies on; and refusals
+ * (a login, a command) as the driver reports them, from a wire-protocol
+ * responder that answers the way MongoDB refuses (wire-responder.ts).
  */
 import { Controller, Get, type INestApplication } from '@nestjs/common';
 import { MongoClient } from 'mongodb';
@@ -13,6 +15,7 @@ import { Session, SessionModule } from '../../lib/index.js';
 import { MongoDBSessionInterface, type MongoDBSessionOptions } from '../../lib/mongodb/index.js';
 import { PLATFORMS, RecordingLogger, createApp, type Platform } from '../support/apps.js';
 import { freePort } from '../support/loopback-servers.js';
+import { WireResponder, type Answer } from './wire-responder.js';
 
 @Controller()
 class ReadController {
@@ -76,6 +79,71 @@ describe.each(PLATFORMS)('the real driver without a server, on %s', (platform: P
       await nest.close();
       sockets.forEach((socket) => socket.destroy());
       await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+});
+
+describe('refusals, as the real driver reports them (a wire-protocol responder refusing as MongoDB does)', () => {
+  const refuse = (errmsg: string, code: number, codeName: string) => ({ ok: 0, errmsg, code, codeName });
+  const AUTHENTICATION_FAILED = refuse('Authentication failed.', 18, 'AuthenticationFailed');
+  let responder: WireResponder | undefined;
+  afterEach(async () => {
+    await responder?.close();
+    responder = undefined;
+  });
+
+  test.each<[string, string, Answer, RegExp]>([
+    ['a wrong password (18)', 'app:wrong', (name) => (name === 'saslStart' ? AUTHENTICATION_FAILED : undefined), /MongoDB refused the client's login: Authentication failed\. Check the user name, the password and authSource/],
+    [
+      "Atlas's bad auth (8000)",
+      'app:wrong',
+      (name) => (name === 'saslStart' ? refuse('bad auth : authentication failed', 8000, 'AtlasError') : undefined),
+      /MongoDB refused the client's login: bad auth : authentication failed\. Check/,
+    ],
+    [
+      'a user without the role (13)',
+      '',
+      (name) => (name === 'createIndexes' ? refuse('not authorized on flask_session to execute command { createIndexes: "sessions" }', 13, 'Unauthorized') : undefined),
+      /MongoDB refused the client's user a command: not authorized on flask_session .*readWrite on the database flask_session/,
+    ],
+    [
+      "Atlas's shared tiers refusing a command (8000)",
+      '',
+      (name) => (name === 'createIndexes' ? refuse('user is not allowed to do action [createIndex] on [flask_session.sessions]', 8000, 'AtlasError') : undefined),
+      /MongoDB refused the client's user a command: user is not allowed to do action \[createIndex\]/,
+    ],
+    [
+      'no credentials where a login is required (13)',
+      '',
+      (name) => (name === 'createIndexes' ? refuse('Command createIndexes requires authentication', 13, 'Unauthorized') : undefined),
+      /MongoDB requires a login, and the client has no credentials: Command createIndexes requires authentication\. Put the user and password/,
+    ],
+    ['Kerberos asked for, its package not installed', 'app&authMechanism=GSSAPI', () => undefined, /the MongoClient cannot connect as configured: .*kerberos/i],
+  ])('%s fails the bootstrap with a configuration error on "client"', async (_case, credentials, answer, message) => {
+    responder = await WireResponder.start(answer);
+    const [user, options] = credentials.split(/(?=&)/);
+    const client = mongoClient(responder.url(user, options));
+    const bootstrap = app({ client }, 'express');
+    await expect(bootstrap).rejects.toThrow(/Invalid MongoDBSessionInterface option "client"/);
+    await expect(bootstrap).rejects.toThrow(message);
+  });
+
+  test('the responder answering, the application boots and serves; a command refused later answers 500 naming the role, not 503', async () => {
+    let refusing = false;
+    responder = await WireResponder.start((name) =>
+      refusing && name === 'find' ? refuse('not authorized on flask_session to execute command { find: "sessions" }', 13, 'Unauthorized') : undefined,
+    );
+    // No credentials: a successful login would need SCRAM's server side, which the responder does not have.
+    const { app: nest, logger } = await app({ client: mongoClient(responder.url()) }, 'express');
+    try {
+      await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(200, { value: null });
+      // The set-up and the read went through the responder.
+      expect(responder.commands).toEqual(expect.arrayContaining(['createIndexes', 'find']));
+      refusing = true;
+      await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(500);
+      expect(logger.messages('error').join('\n')).toMatch(/MongoDB refused the client's user a command: not authorized on flask_session to execute command \{ find: .*readWrite/);
+    } finally {
+      await nest.close();
     }
   });
 });

@@ -143,9 +143,9 @@ export class MongoStandInServer {
     this.users.get(username)!.role = role;
   }
 
-  /** @internal A connection's login: error 18 for credentials the server does not know. */
+  /** @internal A connection's login: error 18 for credentials the server does not know (with access control off too). */
   authenticate(auth: StandInClientOptions['auth']): void {
-    if (!auth || this.users.size === 0) return;
+    if (!auth) return;
     if (this.users.get(auth.username)?.password !== auth.password) {
       throw new MongoServerError({ message: 'Authentication failed.', code: 18, codeName: 'AuthenticationFailed' });
     }

@@ -34,11 +34,33 @@ beforeAll(async () => {
   console.log(`MongoDB ${version} at ${url!.replace(/\/\/[^@/]*@/, '//…@')}, database ${dbName}`);
 });
 afterAll(async () => {
-  // Users outlive their database: the refusal tests' are dropped with it.
-  await admin.db(dbName).command({ dropAllUsersFromDatabase: 1 });
-  await admin.db(dbName).dropDatabase();
-  await Promise.all([admin, ...clients].map((c) => c.close()));
+  try {
+    // Users outlive their database: the refusal tests' are dropped with it.
+    await admin.db(dbName).command({ dropAllUsersFromDatabase: 1 });
+    await admin.db(dbName).dropDatabase();
+  } finally {
+    await Promise.all([admin, ...clients].map((c) => c.close()));
+  }
 });
+
+/** The refusal tests need a server that refuses what a client without credentials asks (however its access control is set: --auth, a keyFile, x509). */
+let accessControlChecked = false;
+async function requireAccessControl(): Promise<void> {
+  if (accessControlChecked) return;
+  const anonymous = new MongoClient(url!.replace(/^(mongodb(?:\+srv)?:\/\/)[^@/]*@/, '$1'));
+  try {
+    const refusal = await anonymous.db(dbName).collection('probe').findOne({}).then(() => undefined, (error: { code?: number }) => error);
+    if (refusal?.code !== 13) {
+      throw new Error(
+        'The refusal tests need a server that enforces access control (mongod --auth, or the mongo Docker image with ' +
+          'MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD), MONGODB_URL logging in as a user who may create users.',
+      );
+    }
+    accessControlChecked = true;
+  } finally {
+    await anonymous.close();
+  }
+}
 
 describeStoreContract('MongoDB (real server)', {
   create: (options) => new MongoDBSessionInterface({ client: client(), db: dbName, ...options }),
@@ -60,26 +82,20 @@ describeMongoDBSpecifics('MongoDB (real server)', {
     await admin.db(dbName).collection(collection).deleteMany({ id });
   },
   user: async (role, { wrongPassword = false } = {}) => {
-    const { parsed } = await admin.db('admin').command({ getCmdLineOpts: 1 });
-    if (parsed?.security?.authorization !== 'enabled') {
-      throw new Error(
-        'The refusal tests need a server that enforces access control (mongod --auth, or the mongo Docker image with ' +
-          'MONGO_INITDB_ROOT_USERNAME and MONGO_INITDB_ROOT_PASSWORD), MONGODB_URL logging in as a user who may create users.',
-      );
-    }
+    await requireAccessControl();
     const username = `user_${randomBytes(4).toString('hex')}`;
     const password = randomBytes(12).toString('hex');
     await admin.db(dbName).command({ createUser: username, pwd: password, roles: [{ role, db: dbName }] });
-    const address = new URL(url);
-    address.username = username;
-    address.password = wrongPassword ? `${password}-wrong` : password;
-    address.searchParams.set('authSource', dbName);
     let current = role;
+    // Options take the place of the URL's credentials (a multi-host URL included).
+    const auth = { username, password: wrongPassword ? `${password}-wrong` : password };
     return {
-      client: track(new MongoClient(address.href)),
+      client: track(new MongoClient(url!, { auth, authSource: dbName })),
       setRole: async (next) => {
         await admin.db(dbName).command({ grantRolesToUser: username, roles: [{ role: next, db: dbName }] });
         await admin.db(dbName).command({ revokeRolesFromUser: username, roles: [{ role: current, db: dbName }] });
+        // A mongos caches users for up to 30 s (userCacheInvalidationIntervalSecs); mongod applies the change at once.
+        await admin.db('admin').command({ invalidateUserCache: 1 }).catch(() => undefined);
         current = next;
       },
     };
