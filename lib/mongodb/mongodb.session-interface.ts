@@ -44,6 +44,7 @@ const CANNOT_CONNECT = /\b(ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND)\b/;
 /** MongoDB's error codes met at set-up. */
 const DUPLICATE_KEY = 11000;
 const INDEX_CONFLICTS = new Set([85, 86]); // IndexOptionsConflict, IndexKeySpecsConflict
+const NAMESPACE_NOT_FOUND = 26;
 /** MongoDB's refusals of the developer's configuration: Unauthorized (a missing role, or no login where one is required), AuthenticationFailed. */
 const UNAUTHORIZED = 13;
 const AUTHENTICATION_FAILED = 18;
@@ -165,9 +166,11 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
     if (refused.kind === 'login') {
       return fail(`MongoDB refused the client's login: ${message}. Check the user name, the password and authSource in the connection string.`);
     }
+    const namespace = `${this.dbName}.${this.collectionName}`;
     return fail(
       `MongoDB refused the client's user a command: ${message}. The store needs find, insert, update, remove and createIndex on ` +
-        `${this.dbName}.${this.collectionName}: MongoDB's built-in role readWrite on the database ${this.dbName}.`,
+        `${namespace}: MongoDB's built-in role readWrite on the database ${this.dbName}. A user without createIndex can do ` +
+        `with indexes an administrator made: { id: 1 } unique and { expiration: 1 } with expireAfterSeconds 0 (and listIndexes to find them).`,
     );
   }
 
@@ -423,6 +426,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
       await this.collection.createIndex({ id: 1 }, { unique: true });
     } catch (error) {
       const code = (error as { code?: number })?.code;
+      if (mongoRefusal(error)?.kind === 'privilege') return this.useExistingIndexes(namespace, error);
       if (code === DUPLICATE_KEY) {
         throw new Error(
           `the unique index on "id" of ${namespace} cannot be created: several documents share an id (${(error as Error).message}); ` +
@@ -446,6 +450,28 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
           'expired sessions are never read, but MongoDB removes them only as that index says.',
       );
     }
+  }
+
+  /**
+   * A user who may not create indexes (an administrator made them): the
+   * indexes there do, if they are the two the store needs; otherwise the
+   * refusal of `createIndex` stands. Read with `listIndexes` (in MongoDB's
+   * `read` role).
+   */
+  private async useExistingIndexes(namespace: string, refusal: unknown): Promise<void> {
+    let indexes: Array<{ key: Document; unique?: boolean; expireAfterSeconds?: number }>;
+    try {
+      indexes = await this.collection.indexes();
+    } catch (error) {
+      if ((error as { code?: number })?.code !== NAMESPACE_NOT_FOUND) throw refusal;
+      indexes = []; // no collection yet: no index either
+    }
+    const on = (field: string) => indexes.find((index) => Object.keys(index.key).length === 1 && index.key[field] === 1);
+    if (!on('id')?.unique || !on('expiration')) throw refusal;
+    if (on('expiration')!.expireAfterSeconds === undefined) {
+      this.logger.warn(`${namespace}'s index on "expiration" is not a TTL index: expired sessions are never read, but MongoDB does not remove them.`);
+    }
+    this.logger.log(`The client's user may not create indexes on ${namespace}; the unique index on "id" and the index on "expiration" there are used.`);
   }
 }
 

@@ -8,7 +8,7 @@
  * responder that answers the way MongoDB refuses (wire-responder.ts).
  */
 import { Controller, Get, type INestApplication } from '@nestjs/common';
-import { MongoClient } from 'mongodb';
+import { BSON, MongoClient } from 'mongodb';
 import { createServer, type Server, type Socket } from 'node:net';
 import request from 'supertest';
 import { Session, SessionModule } from '../../lib/index.js';
@@ -126,6 +126,29 @@ describe('refusals, as the real driver reports them (a wire-protocol responder r
     const bootstrap = app({ client }, 'express');
     await expect(bootstrap).rejects.toThrow(/Invalid MongoDBSessionInterface option "client"/);
     await expect(bootstrap).rejects.toThrow(message);
+  });
+
+  test('a user refused createIndex boots on the indexes an administrator made (read with listIndexes), and not without them', async () => {
+    const made = [
+      { v: 2, key: { _id: 1 }, name: '_id_' },
+      { v: 2, key: { id: 1 }, name: 'id_1', unique: true },
+      { v: 2, key: { expiration: 1 }, name: 'expiration_1', expireAfterSeconds: 0 },
+    ];
+    let listed = made.slice(0, 1);
+    responder = await WireResponder.start((name) => {
+      if (name === 'createIndexes') return refuse('not authorized on flask_session to execute command { createIndexes: "sessions" }', 13, 'Unauthorized');
+      if (name === 'listIndexes') return { ok: 1, cursor: { id: BSON.Long.fromNumber(0), ns: 'flask_session.sessions', firstBatch: listed } };
+      return undefined;
+    });
+    await expect(app({ client: mongoClient(responder.url()) }, 'express')).rejects.toThrow(/createIndexes.*\{ id: 1 \} unique and \{ expiration: 1 \}/);
+    listed = made;
+    const { app: nest } = await app({ client: mongoClient(responder.url()) }, 'express');
+    try {
+      await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(200, { value: null });
+      expect(responder.commands.filter((name) => name === 'listIndexes')).toHaveLength(2);
+    } finally {
+      await nest.close();
+    }
   });
 
   test('the responder answering, the application boots and serves; a command refused later answers 500 naming the role, not 503', async () => {

@@ -35,11 +35,13 @@ export interface MongoTarget {
   user(role: MongoRole, options?: { wrongPassword?: boolean }): Promise<MongoUser>;
 }
 
-/** MongoDB's built-in roles the tests give their users. */
-export type MongoRole = 'read' | 'readWrite';
+/** The roles the tests give their users: MongoDB's built-in read and readWrite, and a custom role with readWrite's actions but createIndex. */
+export type MongoRole = 'read' | 'readWrite' | 'readWrite but not createIndex';
 
 export interface MongoUser {
   client: MongoClient;
+  /** Creates the store's indexes on `collection` as an administrator: { id: 1 } unique, { expiration: 1 } TTL 0. */
+  createIndexes(collection: string): Promise<void>;
   /** Gives the user `role` instead of the one it has (grantRolesToUser, then revokeRolesFromUser), as an administrator. */
   setRole(role: MongoRole): Promise<void>;
 }
@@ -254,6 +256,22 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
         expect(refused.status).toBe(500);
         expect(logger.messages('error').join('\n')).toMatch(/MongoDB refused the client's user a command: not authorized on .* to execute command \{ update: .*readWrite/);
         // What the user may still do works: the read, and the stored value is the one written before.
+        expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'a' });
+      } finally {
+        await app.close();
+      }
+    });
+
+    test('a user who may not create indexes uses the ones an administrator made; without them the bootstrap fails, saying which to make', async () => {
+      const user = await target.user('readWrite but not createIndex');
+      const bootstrap = () => createApp({ imports: [SessionModule.forRoot({ interface: create({ client: user.client }), secretKey: 'k' })], controllers: [ValueController] });
+      await expect(bootstrap()).rejects.toThrow(
+        /MongoDB refused the client's user a command: not authorized on .* createIndexes.*\{ id: 1 \} unique and \{ expiration: 1 \} with expireAfterSeconds 0/,
+      );
+      await user.createIndexes(collection);
+      const app = await bootstrap();
+      try {
+        const set = await request(app.getHttpServer()).get('/value/set?value=a').expect(200);
         expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'a' });
       } finally {
         await app.close();

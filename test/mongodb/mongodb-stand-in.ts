@@ -16,7 +16,8 @@
  *   one waits, else every `heartbeatFrequencyMS`.
  * - `Db`: `collection()`, `command({ hello })` (with `localTime`, the server's
  *   clock) and `command({ ping })`.
- * - `Collection`: `createIndex` (single field; `unique` checked against the
+ * - `Collection`: `indexes` (listIndexes; error 26 for no collection),
+ *   `createIndex` (single field; `unique` checked against the
  *   data, error 11000; same name or keys with other options, error 85),
  *   `findOne` (inclusion projection), `updateOne` and `findOneAndUpdate`
  *   (`$set`/`$setOnInsert` or an update pipeline of `$set` stages; `upsert`
@@ -38,7 +39,8 @@
  *   and closing its topology, as the driver's authenticated connect does; a
  *   client without credentials, or whose user lacks the role, gets error 13
  *   (Unauthorized) for each command but `hello` and `ping`. Roles: `read`
- *   (find) and `readWrite` (everything above), on the user's database.
+ *   (find, listIndexes), `readWrite` (everything above), and a custom role
+ *   with readWrite's actions but `createIndex`, on the user's database.
  * - `pause()` holds every operation already sent until `resume()`, which runs
  *   them then (as a SIGSTOPped mongod would); `stop()` refuses connections
  *   until `start()`.
@@ -83,13 +85,14 @@ export interface StandInOptions {
   latencyMs?: number;
 }
 
-/** A user's built-in role on its database. */
-export type StandInRole = 'read' | 'readWrite';
+/** A user's role on its database: MongoDB's built-in read and readWrite, and a custom role with readWrite's actions but createIndex. */
+export type StandInRole = 'read' | 'readWrite' | 'readWrite but not createIndex';
 
 /** The commands the stand-in runs, by the driver method that sends them, and what each needs. */
 const COMMANDS: Record<string, { command: string; writes: boolean }> = {
   createIndex: { command: 'createIndexes', writes: true },
   findOne: { command: 'find', writes: false },
+  indexes: { command: 'listIndexes', writes: false },
   updateOne: { command: 'update', writes: true },
   findOneAndUpdate: { command: 'findAndModify', writes: true },
   deleteOne: { command: 'delete', writes: true },
@@ -158,7 +161,8 @@ export class MongoStandInServer {
     const [db, collection] = (namespace ?? '').split(/\.(.*)/);
     const user = auth && this.users.get(auth.username);
     if (!user) throw new MongoServerError({ message: `Command ${command} requires authentication`, code: 13, codeName: 'Unauthorized' });
-    if (user.db !== db || (writes && user.role !== 'readWrite')) {
+    const allowed = !writes || user.role === 'readWrite' || (user.role === 'readWrite but not createIndex' && operation !== 'createIndex');
+    if (user.db !== db || !allowed) {
       throw new MongoServerError({
         message: `not authorized on ${db} to execute command { ${command}: "${collection}", $db: "${db}" }`,
         code: 13,
@@ -219,6 +223,16 @@ export class MongoStandInServer {
   /** The indexes of `namespace`, for assertions. */
   indexes(namespace: string): IndexSpec[] {
     return [...(this.data.get(namespace)?.indexes ?? [])];
+  }
+
+  /** Whether `namespace` exists (MongoDB makes a collection at its first write or index). */
+  hasCollection(namespace: string): boolean {
+    return this.data.has(namespace);
+  }
+
+  /** Creates an index as an administrator would, on data without duplicates. */
+  createIndexRaw(namespace: string, spec: Omit<IndexSpec, 'name'>): void {
+    this.collectionData(namespace).indexes.push({ name: `${spec.field}_1`, ...spec });
   }
 
   /** Inserts a document as another writer would (say Flask-Session 0.8, which has no unique index), checking unique indexes. */
@@ -486,6 +500,26 @@ export class CollectionStandIn {
       collection.indexes.push(spec);
       return spec.name;
     }, this.namespace);
+  }
+
+  /** `listIndexes`, as `Collection.indexes()` returns it; error 26 (NamespaceNotFound) for a collection that does not exist. */
+  indexes(): Promise<Document[]> {
+    return this.client.run(
+      'indexes',
+      () => {
+        if (!this.server.hasCollection(this.namespace)) {
+          throw new MongoServerError({ message: `ns does not exist: ${this.namespace}`, code: 26, codeName: 'NamespaceNotFound' });
+        }
+        return this.server.collectionData(this.namespace).indexes.map(({ name, field, unique, expireAfterSeconds }) => ({
+          v: 2,
+          key: { [field]: 1 },
+          name,
+          ...(unique && name !== '_id_' ? { unique: true } : {}),
+          ...(expireAfterSeconds !== undefined ? { expireAfterSeconds } : {}),
+        }));
+      },
+      this.namespace,
+    );
   }
 
   findOne(filter: Document, options: { projection?: Document } = {}): Promise<Document | null> {

@@ -63,7 +63,14 @@ describeMongoDBSpecifics('MongoDB (in-process stand-in)', {
     securedServers.push(secured);
     secured.addUser('app', 'secret', 'specifics', role);
     const auth = { username: 'app', password: wrongPassword ? 'wrong' : 'secret' };
-    return { client: secured.client({ serverSelectionTimeoutMS: 2000, auth }) as unknown as MongoClient, setRole: async (next) => secured.setRole('app', next) };
+    return {
+      client: secured.client({ serverSelectionTimeoutMS: 2000, auth }) as unknown as MongoClient,
+      setRole: async (next) => secured.setRole('app', next),
+      createIndexes: async (collection) => {
+        secured.createIndexRaw(`specifics.${collection}`, { field: 'id', unique: true });
+        secured.createIndexRaw(`specifics.${collection}`, { field: 'expiration', unique: false, expireAfterSeconds: 0 });
+      },
+    };
   },
 });
 

@@ -10,7 +10,7 @@ import { MongoClient, type Document } from 'mongodb';
 import { randomBytes } from 'node:crypto';
 import { MongoDBSessionInterface } from '../../lib/mongodb/index.js';
 import { describeStoreContract } from '../server-side/contract.js';
-import { bytesOf, describeMongoDBSpecifics } from './mongodb-specifics.js';
+import { bytesOf, describeMongoDBSpecifics, type MongoRole } from './mongodb-specifics.js';
 
 const url = process.env.MONGODB_URL;
 if (!url) {
@@ -35,13 +35,28 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   try {
-    // Users outlive their database: the refusal tests' are dropped with it.
+    // Users and roles outlive their database: the refusal tests' are dropped with it.
     await admin.db(dbName).command({ dropAllUsersFromDatabase: 1 });
+    await admin.db(dbName).command({ dropAllRolesFromDatabase: 1 });
     await admin.db(dbName).dropDatabase();
   } finally {
     await Promise.all([admin, ...clients].map((c) => c.close()));
   }
 });
+
+/** MongoDB's name for a role of the tests: a built-in one, or the custom role without createIndex, made once in the test database. */
+let customRole: Promise<string> | undefined;
+function roleName(role: MongoRole): Promise<string> {
+  if (role !== 'readWrite but not createIndex') return Promise.resolve(role);
+  return (customRole ??= admin
+    .db(dbName)
+    .command({
+      createRole: 'sessionsWithoutCreateIndex',
+      privileges: [{ resource: { db: dbName, collection: '' }, actions: ['find', 'insert', 'update', 'remove', 'listIndexes'] }],
+      roles: [],
+    })
+    .then(() => 'sessionsWithoutCreateIndex'));
+}
 
 /** The refusal tests need a server that refuses what a client without credentials asks (however its access control is set: --auth, a keyFile, x509). */
 let accessControlChecked = false;
@@ -85,15 +100,19 @@ describeMongoDBSpecifics('MongoDB (real server)', {
     await requireAccessControl();
     const username = `user_${randomBytes(4).toString('hex')}`;
     const password = randomBytes(12).toString('hex');
-    await admin.db(dbName).command({ createUser: username, pwd: password, roles: [{ role, db: dbName }] });
+    await admin.db(dbName).command({ createUser: username, pwd: password, roles: [{ role: await roleName(role), db: dbName }] });
     let current = role;
     // Options take the place of the URL's credentials (a multi-host URL included).
     const auth = { username, password: wrongPassword ? `${password}-wrong` : password };
     return {
       client: track(new MongoClient(url!, { auth, authSource: dbName })),
+      createIndexes: async (collection) => {
+        await admin.db(dbName).collection(collection).createIndex({ id: 1 }, { unique: true });
+        await admin.db(dbName).collection(collection).createIndex({ expiration: 1 }, { expireAfterSeconds: 0 });
+      },
       setRole: async (next) => {
-        await admin.db(dbName).command({ grantRolesToUser: username, roles: [{ role: next, db: dbName }] });
-        await admin.db(dbName).command({ revokeRolesFromUser: username, roles: [{ role: current, db: dbName }] });
+        await admin.db(dbName).command({ grantRolesToUser: username, roles: [{ role: await roleName(next), db: dbName }] });
+        await admin.db(dbName).command({ revokeRolesFromUser: username, roles: [{ role: await roleName(current), db: dbName }] });
         // A mongos caches users for up to 30 s (userCacheInvalidationIntervalSecs); mongod applies the change at once.
         await admin.db('admin').command({ invalidateUserCache: 1 }).catch(() => undefined);
         current = next;
