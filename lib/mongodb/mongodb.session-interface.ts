@@ -454,25 +454,80 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
 
   /**
    * A user who may not create indexes (an administrator made them): the
-   * indexes there do, if they are the two the store needs; otherwise the
-   * refusal of `createIndex` stands. Read with `listIndexes` (in MongoDB's
-   * `read` role).
+   * indexes there do, if they are the two the store needs and the user may
+   * do the rest (find, insert, update, remove); otherwise the refusal of
+   * `createIndex` stands, or the missing actions are named. Read with
+   * `listIndexes` and `connectionStatus` (in MongoDB's `read` role).
    */
   private async useExistingIndexes(namespace: string, refusal: unknown): Promise<void> {
-    let indexes: Array<{ key: Document; unique?: boolean; expireAfterSeconds?: number }>;
+    let indexes: ExistingIndex[];
     try {
       indexes = await this.collection.indexes();
     } catch (error) {
-      if ((error as { code?: number })?.code !== NAMESPACE_NOT_FOUND) throw refusal;
+      if (mongoRefusal(error)) throw refusal;
+      if ((error as { code?: number })?.code !== NAMESPACE_NOT_FOUND) throw error; // an outage: tried again later
       indexes = []; // no collection yet: no index either
     }
-    const on = (field: string) => indexes.find((index) => Object.keys(index.key).length === 1 && index.key[field] === 1);
-    if (!on('id')?.unique || !on('expiration')) throw refusal;
-    if (on('expiration')!.expireAfterSeconds === undefined) {
-      this.logger.warn(`${namespace}'s index on "expiration" is not a TTL index: expired sessions are never read, but MongoDB does not remove them.`);
+    const id = indexes.find((index) => isPlainIndexOn('id', index) && index.unique);
+    const expiration = indexes.find((index) => isPlainIndexOn('expiration', index));
+    if (!id || !expiration) throw refusal;
+    const missing = await this.missingActions(['find', 'insert', 'update', 'remove']);
+    if (missing.length > 0) {
+      throw SessionConfigurationError.create(
+        'client',
+        `the client's user may not ${missing.join(', ')} on ${namespace} (nor create indexes there); the store needs find, insert, update and remove: ` +
+          `MongoDB's built-in role readWrite on the database ${this.dbName}.`,
+        'MongoDBSessionInterface',
+      );
+    }
+    if (expiration.expireAfterSeconds !== 0) {
+      this.logger.warn(
+        `${namespace}'s index on "expiration" is not the TTL index Flask-Session makes (expireAfterSeconds: 0): expired sessions are never read, ` +
+          'but MongoDB removes them only as that index says.',
+      );
     }
     this.logger.log(`The client's user may not create indexes on ${namespace}; the unique index on "id" and the index on "expiration" there are used.`);
   }
+
+  /** Which of `actions` the client's user does not hold on the collection (connectionStatus, showPrivileges). */
+  private async missingActions(actions: string[]): Promise<string[]> {
+    const status = await this.db.command({ connectionStatus: 1, showPrivileges: true });
+    const privileges: Array<{ resource?: { db?: string; collection?: string; anyResource?: boolean }; actions?: string[] }> =
+      status.authInfo?.authenticatedUserPrivileges ?? [];
+    const held = new Set<string>();
+    for (const { resource = {}, actions: granted = [] } of privileges) {
+      const onDb = resource.db === this.dbName || resource.db === '';
+      const onCollection = resource.collection === this.collectionName || resource.collection === '';
+      if (resource.anyResource || (onDb && onCollection)) for (const action of granted) held.add(action);
+    }
+    return actions.filter((action) => !held.has(action));
+  }
+}
+
+/** An index as `listIndexes` describes it. */
+interface ExistingIndex {
+  key: Document;
+  unique?: boolean;
+  expireAfterSeconds?: number;
+  partialFilterExpression?: Document;
+  collation?: { locale?: string };
+}
+
+/**
+ * A single-field ascending or descending index on `field` that plain
+ * queries use and whose uniqueness covers every document: no partial filter,
+ * no collation but the simple one (a case-insensitive one would make two sids
+ * one).
+ */
+function isPlainIndexOn(field: string, index: ExistingIndex): boolean {
+  const keys = Object.keys(index.key);
+  return (
+    keys.length === 1 &&
+    keys[0] === field &&
+    Math.abs(Number(index.key[field])) === 1 &&
+    index.partialFilterExpression === undefined &&
+    (index.collation === undefined || index.collation.locale === 'simple')
+  );
 }
 
 /** Matches a document that has not expired (one without `expiration` never does, as for the TTL index). */

@@ -128,24 +128,33 @@ describe('refusals, as the real driver reports them (a wire-protocol responder r
     await expect(bootstrap).rejects.toThrow(message);
   });
 
-  test('a user refused createIndex boots on the indexes an administrator made (read with listIndexes), and not without them', async () => {
+  test('a user refused createIndex boots on the indexes an administrator made (read with listIndexes), and not without them, nor when it may only read', async () => {
     const made = [
       { v: 2, key: { _id: 1 }, name: '_id_' },
       { v: 2, key: { id: 1 }, name: 'id_1', unique: true },
       { v: 2, key: { expiration: 1 }, name: 'expiration_1', expireAfterSeconds: 0 },
     ];
     let listed = made.slice(0, 1);
+    let actions = ['find', 'listIndexes'];
     responder = await WireResponder.start((name) => {
       if (name === 'createIndexes') return refuse('not authorized on flask_session to execute command { createIndexes: "sessions" }', 13, 'Unauthorized');
       if (name === 'listIndexes') return { ok: 1, cursor: { id: BSON.Long.fromNumber(0), ns: 'flask_session.sessions', firstBatch: listed } };
+      if (name === 'connectionStatus') {
+        const authInfo = { authenticatedUsers: [{ user: 'app', db: 'flask_session' }], authenticatedUserPrivileges: [{ resource: { db: 'flask_session', collection: '' }, actions }] };
+        return { authInfo, ok: 1 };
+      }
       return undefined;
     });
-    await expect(app({ client: mongoClient(responder.url()) }, 'express')).rejects.toThrow(/createIndexes.*\{ id: 1 \} unique and \{ expiration: 1 \}/);
+    const boot = () => app({ client: mongoClient(responder!.url()) }, 'express');
+    await expect(boot()).rejects.toThrow(/createIndexes.*\{ id: 1 \} unique and \{ expiration: 1 \}/);
     listed = made;
-    const { app: nest } = await app({ client: mongoClient(responder.url()) }, 'express');
+    // The indexes are there, but the user may only read.
+    await expect(boot()).rejects.toThrow(/the client's user may not insert, update, remove on flask_session\.sessions/);
+    actions = ['find', 'insert', 'update', 'remove', 'listIndexes'];
+    const { app: nest } = await boot();
     try {
       await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(200, { value: null });
-      expect(responder.commands.filter((name) => name === 'listIndexes')).toHaveLength(2);
+      expect(responder.commands.filter((name) => name === 'listIndexes')).toHaveLength(3);
     } finally {
       await nest.close();
     }

@@ -276,6 +276,12 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
       } finally {
         await app.close();
       }
+      // The indexes there do not make a read-only user one the store can work with.
+      const reader = await target.user('read');
+      await reader.createIndexes(collection);
+      await expect(
+        createApp({ imports: [SessionModule.forRoot({ interface: create({ client: reader.client }), secretKey: 'k' })], controllers: [ValueController] }),
+      ).rejects.toThrow(new RegExp(`option "client": the client's user may not insert, update, remove on ${target.db}\\.${collection} .*readWrite`));
     });
 
     test('a custom database, collection and key prefix', async () => {

@@ -15,7 +15,8 @@
  *   and the monitor checks it every 500 ms (minHeartbeatFrequencyMS) while
  *   one waits, else every `heartbeatFrequencyMS`.
  * - `Db`: `collection()`, `command({ hello })` (with `localTime`, the server's
- *   clock) and `command({ ping })`.
+ *   clock), `command({ ping })` and `command({ connectionStatus })` (the
+ *   user's privileges).
  * - `Collection`: `indexes` (listIndexes; error 26 for no collection),
  *   `createIndex` (single field; `unique` checked against the
  *   data, error 11000; same name or keys with other options, error 85),
@@ -88,6 +89,16 @@ export interface StandInOptions {
 /** A user's role on its database: MongoDB's built-in read and readWrite, and a custom role with readWrite's actions but createIndex. */
 export type StandInRole = 'read' | 'readWrite' | 'readWrite but not createIndex';
 
+/** The actions each role grants on its database (`{ db, collection: '' }`). */
+const ROLE_ACTIONS: Record<StandInRole, string[]> = {
+  read: ['find', 'listIndexes'],
+  readWrite: ['find', 'insert', 'update', 'remove', 'createIndex', 'listIndexes'],
+  'readWrite but not createIndex': ['find', 'insert', 'update', 'remove', 'listIndexes'],
+};
+
+/** Commands any connection may run, logged in or not. */
+const NO_PRIVILEGE_NEEDED = new Set(['hello', 'ping', 'connectionStatus']);
+
 /** The commands the stand-in runs, by the driver method that sends them, and what each needs. */
 const COMMANDS: Record<string, { command: string; writes: boolean }> = {
   createIndex: { command: 'createIndexes', writes: true },
@@ -156,7 +167,7 @@ export class MongoStandInServer {
 
   /** @internal Error 13 for an operation the connection's user may not run (every one but hello and ping without a login). */
   authorize(auth: StandInClientOptions['auth'], operation: string, namespace: string | undefined): void {
-    if (this.users.size === 0 || operation === 'hello' || operation === 'ping') return;
+    if (this.users.size === 0 || NO_PRIVILEGE_NEEDED.has(operation)) return;
     const { command, writes } = COMMANDS[operation] ?? { command: operation, writes: true };
     const [db, collection] = (namespace ?? '').split(/\.(.*)/);
     const user = auth && this.users.get(auth.username);
@@ -169,6 +180,17 @@ export class MongoStandInServer {
         codeName: 'Unauthorized',
       });
     }
+  }
+
+  /** @internal `connectionStatus`'s `authInfo` (with `showPrivileges`) for a connection logged in with `auth`. */
+  authInfo(auth: StandInClientOptions['auth']): Document {
+    const user = auth && this.users.get(auth.username);
+    if (!user) return { authenticatedUsers: [], authenticatedUserRoles: [], authenticatedUserPrivileges: [] };
+    return {
+      authenticatedUsers: [{ user: auth.username, db: user.db }],
+      authenticatedUserRoles: [{ role: user.role, db: user.db }],
+      authenticatedUserPrivileges: [{ resource: { db: user.db, collection: '' }, actions: ROLE_ACTIONS[user.role] }],
+    };
   }
 
   /** The server's clock. */
@@ -328,7 +350,8 @@ export class MongoClientStandIn extends EventEmitter {
     this.auth = options.auth;
   }
 
-  private readonly auth: StandInClientOptions['auth'];
+  /** @internal The connection string's credentials. */
+  readonly auth: StandInClientOptions['auth'];
 
   db(name: string): DbStandIn {
     return new DbStandIn(this, name);
@@ -454,6 +477,7 @@ export class DbStandIn {
     return this.client.run(name!, (now) => {
       if (name === 'hello') return { isWritablePrimary: true, localTime: now, maxWireVersion: 21, minWireVersion: 0, ok: 1 };
       if (name === 'ping') return { ok: 1 };
+      if (name === 'connectionStatus') return { authInfo: this.client.server.authInfo(this.client.auth), ok: 1 };
       throw new MongoServerError({ message: `no such command: '${name}'`, code: 59, codeName: 'CommandNotFound' });
     }, `${this.databaseName}.$cmd`);
   }

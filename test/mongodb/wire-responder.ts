@@ -6,7 +6,8 @@
  * make it refuse a login (`saslStart`) or a command with the error document
  * MongoDB sends. Unanswered commands get the least a server would say:
  * `createIndexes` succeeds, `find` returns no document, `ping` and
- * `endSessions` succeed, anything else is CommandNotFound (59).
+ * `endSessions` succeed, `connectionStatus` shows no login, `listIndexes`
+ * finds no collection (26), anything else is CommandNotFound (59).
  */
 import { BSON, type Document } from 'mongodb';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -109,8 +110,12 @@ export class WireResponder {
       case 'ping':
       case 'endSessions':
         return { ok: 1 };
+      case 'connectionStatus':
+        return { authInfo: { authenticatedUsers: [], authenticatedUserRoles: [], authenticatedUserPrivileges: [] }, ok: 1 };
       case 'createIndexes':
         return { ok: 1, numIndexesBefore: 1, numIndexesAfter: 1, note: 'all indexes already exist' };
+      case 'listIndexes': // of a collection that does not exist
+        return { ok: 0, errmsg: `ns does not exist: ${command.$db}.${command.listIndexes}`, code: 26, codeName: 'NamespaceNotFound' };
       case 'find':
         return { ok: 1, cursor: { id: BSON.Long.fromNumber(0), ns: `${command.$db}.${command.find}`, firstBatch: [] } };
       default:
