@@ -8,7 +8,7 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SwapQueue } from '../server-side/swap-queue.js';
 import { ServerClock } from '../server-side/server-clock.js';
-import { SessionConfigurationError, SessionError, describeOptionValue as describe } from '../session.errors.js';
+import { SessionConfigurationError, describeOptionValue as describe } from '../session.errors.js';
 
 /** @publicApi */
 export interface MongoDBSessionOptions extends ServerSideSessionOptions {
@@ -153,10 +153,9 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
    * A refused login or command is the developer's configuration to fix (the
    * credentials, the user's roles): a 500 naming it, never a 503 "try again".
    */
-  protected override storeFailure(error: unknown): SessionError {
-    if (error instanceof SessionError) return error;
+  protected override configurationFailure(error: unknown): SessionConfigurationError | undefined {
     const refused = mongoRefusal(error);
-    if (!refused) return super.storeFailure(error);
+    if (!refused) return undefined;
     const fail = (problem: string) => SessionConfigurationError.create('client', problem, 'MongoDBSessionInterface');
     const message = refused.message.replace(/\.$/, '');
     if (refused.kind === 'client') return fail(`the MongoClient cannot connect as configured: ${message}.`);

@@ -9,7 +9,7 @@ import {
 } from '../server-side/server-side.session-interface.js';
 import { SessionWriteQueue, type BatchOutcome, type BatchWrite } from '../server-side/session-write-queue.js';
 import { ServerClock } from '../server-side/server-clock.js';
-import { SessionConfigurationError, SessionError } from '../session.errors.js';
+import { SessionConfigurationError } from '../session.errors.js';
 
 /** @publicApi */
 export interface RedisSessionOptions extends ServerSideSessionOptions {
@@ -160,11 +160,10 @@ export class RedisSessionInterface extends ServerSideSessionInterface {
    * its ACL refusing the user a command or a key is the developer's
    * configuration to fix: a 500 naming it, never a 503 "try again".
    */
-  protected override storeFailure(error: unknown): SessionError {
-    if (error instanceof SessionError) return error;
+  protected override configurationFailure(error: unknown): SessionConfigurationError | undefined {
     const message = String((error as Error)?.message ?? error);
     if (LOGIN_REFUSAL.test(message)) return SessionConfigurationError.create('client', `Redis refused the client's login: ${message}`, 'RedisSessionInterface');
-    if (!ACL_REFUSAL.test(message)) return super.storeFailure(error);
+    if (!ACL_REFUSAL.test(message)) return undefined;
     return SessionConfigurationError.create(
       'client',
       `Redis refused the client's user: ${message}. The store needs GET, EVALSHA and EVAL, and within its script TIME, GET, SET, EXPIRE and DEL, on the keys ${this.keyPrefix}*.`,

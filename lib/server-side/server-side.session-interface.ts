@@ -445,7 +445,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
   /**
    * A store's check at bootstrap (`onModuleInit`), given 5 × `storeTimeout`
    * (its deadline): a configuration mistake it finds (a `SessionConfigurationError`,
-   * thrown or mapped by {@link storeFailure}) fails the bootstrap; a store that
+   * thrown or found by {@link configurationFailure}) fails the bootstrap; a store that
    * cannot be reached, or does not answer in time, is only logged, as session
    * requests answer 503 until it does.
    */
@@ -461,7 +461,7 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
         this.logger.warn(`${where} did not answer within ${patience} ms at bootstrap; session requests wait for it.`);
       }
     } catch (error) {
-      const failure = error instanceof SessionError ? error : this.storeFailure(error);
+      const failure = this.storeFailure(error);
       if (failure instanceof SessionConfigurationError) throw failure;
       this.logger.warn(`${where} failed its check at bootstrap: ${(error as Error)?.message ?? error}; session requests answer 503 until it passes.`);
     } finally {
@@ -471,12 +471,23 @@ export abstract class ServerSideSessionInterface extends SessionInterface {
 
   /**
    * What a failed store call answers: nest-session's own errors as they are
-   * (a configuration mistake found on first use is a 500), anything else as
-   * the store being unavailable (503). A store whose server can say that it
-   * refused for a configuration reason (a missing privilege) maps that here.
+   * (a configuration mistake found on first use is a 500), a refusal the
+   * store's server reports for a configuration reason as
+   * {@link configurationFailure} names it (a 500), anything else as the store
+   * being unavailable (503).
    */
   protected storeFailure(error: unknown): SessionError {
-    return error instanceof SessionError ? error : new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error));
+    if (error instanceof SessionError) return error;
+    return this.configurationFailure(error) ?? new SessionStoreUnavailableError(this.storeName, String((error as Error)?.message ?? error));
+  }
+
+  /**
+   * The developer's mistake that `error` (from the store's server or driver)
+   * reports, if it does: a refused login, a missing privilege, a table that
+   * is gone. A store whose server can say so overrides this; none by default.
+   */
+  protected configurationFailure(_error: unknown): SessionConfigurationError | undefined {
+    return undefined;
   }
 
   private sidFromCookie(app: SessionApp, cookie: string): string | undefined {

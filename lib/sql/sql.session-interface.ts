@@ -370,8 +370,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
    * (a connection that failed, a server that cannot serve now) is an outage:
    * 503.
    */
-  protected override storeFailure(error: unknown): SessionError {
-    if (error instanceof SessionError) return error;
+  protected override configurationFailure(error: unknown): SessionConfigurationError | undefined {
     const denial = this.connection.accessDenial(error);
     if (denial) return this.accessError(error, denial, 'statements');
     if (this.connection.isStatementError(error)) {
@@ -381,7 +380,7 @@ export class SqlSessionInterface extends ServerSideSessionInterface implements O
         'SqlSessionInterface',
       );
     }
-    return super.storeFailure(error);
+    return undefined;
   }
 
   /**
