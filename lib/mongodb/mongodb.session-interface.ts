@@ -485,6 +485,13 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
           'but MongoDB removes them only as that index says.',
       );
     }
+    // A hidden index still enforces its uniqueness (and a hidden TTL index still expires documents), but no query uses it.
+    if (id.hidden) {
+      this.logger.warn(
+        `${namespace}'s unique index on "id" ("${id.name}") is hidden: MongoDB still keeps ids unique, but no query uses the index, so ` +
+          `every session read and write scans the collection. An administrator can unhide it: db.${this.collectionName}.unhideIndex("${id.name}").`,
+      );
+    }
     this.logger.log(`The client's user may not create indexes on ${namespace}; the unique index on "id" and the index on "expiration" there are used.`);
   }
 
@@ -505,7 +512,9 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
 
 /** An index as `listIndexes` describes it. */
 interface ExistingIndex {
+  name?: string;
   key: Document;
+  hidden?: boolean;
   unique?: boolean;
   expireAfterSeconds?: number;
   partialFilterExpression?: Document;

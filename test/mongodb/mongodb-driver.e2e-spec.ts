@@ -8,7 +8,7 @@
  * responder that answers the way MongoDB refuses (wire-responder.ts).
  */
 import { Controller, Get, type INestApplication } from '@nestjs/common';
-import { BSON, MongoClient } from 'mongodb';
+import { BSON, MongoClient, type Document } from 'mongodb';
 import { createServer, type Server, type Socket } from 'node:net';
 import request from 'supertest';
 import { Session, SessionModule } from '../../lib/index.js';
@@ -129,7 +129,7 @@ describe('refusals, as the real driver reports them (a wire-protocol responder r
   });
 
   test('a user refused createIndex boots on the indexes an administrator made (read with listIndexes), and not without them, nor when it may only read', async () => {
-    const made = [
+    const made: Document[] = [
       { v: 2, key: { _id: 1 }, name: '_id_' },
       { v: 2, key: { id: 1 }, name: 'id_1', unique: true },
       { v: 2, key: { expiration: 1 }, name: 'expiration_1', expireAfterSeconds: 0 },
@@ -157,6 +157,14 @@ describe('refusals, as the real driver reports them (a wire-protocol responder r
       expect(responder.commands.filter((name) => name === 'listIndexes')).toHaveLength(3);
     } finally {
       await nest.close();
+    }
+    // A hidden index on "id" (as listIndexes shows it) still boots, with a warning.
+    listed = [made[0]!, { ...made[1], hidden: true }, made[2]!];
+    const { app: onHidden, logger } = await boot();
+    try {
+      expect(logger.messages('warn').join('\n')).toMatch(/flask_session\.sessions's unique index on "id" \("id_1"\) is hidden: .*unhideIndex\("id_1"\)/);
+    } finally {
+      await onHidden.close();
     }
   });
 

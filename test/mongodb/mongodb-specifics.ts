@@ -40,8 +40,8 @@ export type MongoRole = 'read' | 'readWrite' | 'readWrite but not createIndex';
 
 export interface MongoUser {
   client: MongoClient;
-  /** Creates the store's indexes on `collection` as an administrator: { id: 1 } unique, { expiration: 1 } TTL 0. */
-  createIndexes(collection: string): Promise<void>;
+  /** Creates the store's indexes on `collection` as an administrator: { id: 1 } unique (hidden with `hiddenId`), { expiration: 1 } TTL 0. */
+  createIndexes(collection: string, options?: { hiddenId?: boolean }): Promise<void>;
   /** Gives the user `role` instead of the one it has (grantRolesToUser, then revokeRolesFromUser), as an administrator. */
   setRole(role: MongoRole): Promise<void>;
 }
@@ -275,6 +275,23 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
         expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'a' });
       } finally {
         await app.close();
+      }
+      // A hidden index on "id" still keeps ids unique, so it does; the warning says that reads scan the collection without it.
+      const hiddenCollection = `${collection}_hidden`;
+      await user.createIndexes(hiddenCollection, { hiddenId: true });
+      const logger = new RecordingLogger();
+      const onHidden = await createApp(
+        { imports: [SessionModule.forRoot({ interface: create({ client: user.client, collection: hiddenCollection }), secretKey: 'k' })], controllers: [ValueController] },
+        logger,
+      );
+      try {
+        const set = await request(onHidden.getHttpServer()).get('/value/set?value=b').expect(200);
+        expect((await request(onHidden.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'b' });
+        expect(logger.messages('warn').join('\n')).toMatch(
+          new RegExp(`${target.db}\\.${hiddenCollection}'s unique index on "id" \\("id_1"\\) is hidden: .*scans the collection\\. .*unhideIndex\\("id_1"\\)`),
+        );
+      } finally {
+        await onHidden.close();
       }
       // The indexes there do not make a read-only user one the store can work with.
       const reader = await target.user('read');

@@ -70,6 +70,8 @@ interface IndexSpec {
   field: string;
   unique: boolean;
   expireAfterSeconds?: number;
+  /** Hidden from the query planner (still unique, still a TTL index); only an administrator's index here. */
+  hidden?: boolean;
 }
 
 interface CollectionData {
@@ -534,12 +536,13 @@ export class CollectionStandIn {
         if (!this.server.hasCollection(this.namespace)) {
           throw new MongoServerError({ message: `ns does not exist: ${this.namespace}`, code: 26, codeName: 'NamespaceNotFound' });
         }
-        return this.server.collectionData(this.namespace).indexes.map(({ name, field, unique, expireAfterSeconds }) => ({
+        return this.server.collectionData(this.namespace).indexes.map(({ name, field, unique, expireAfterSeconds, hidden }) => ({
           v: 2,
           key: { [field]: 1 },
           name,
           ...(unique && name !== '_id_' ? { unique: true } : {}),
           ...(expireAfterSeconds !== undefined ? { expireAfterSeconds } : {}),
+          ...(hidden ? { hidden: true } : {}),
         }));
       },
       this.namespace,

@@ -66,8 +66,8 @@ describeMongoDBSpecifics('MongoDB (in-process stand-in)', {
     return {
       client: secured.client({ serverSelectionTimeoutMS: 2000, auth }) as unknown as MongoClient,
       setRole: async (next) => secured.setRole('app', next),
-      createIndexes: async (collection) => {
-        secured.createIndexRaw(`specifics.${collection}`, { field: 'id', unique: true });
+      createIndexes: async (collection, { hiddenId = false } = {}) => {
+        secured.createIndexRaw(`specifics.${collection}`, { field: 'id', unique: true, hidden: hiddenId });
         secured.createIndexRaw(`specifics.${collection}`, { field: 'expiration', unique: false, expireAfterSeconds: 0 });
       },
     };

@@ -106,8 +106,8 @@ describeMongoDBSpecifics('MongoDB (real server)', {
     const auth = { username, password: wrongPassword ? `${password}-wrong` : password };
     return {
       client: track(new MongoClient(url!, { auth, authSource: dbName })),
-      createIndexes: async (collection) => {
-        await admin.db(dbName).collection(collection).createIndex({ id: 1 }, { unique: true });
+      createIndexes: async (collection, { hiddenId = false } = {}) => {
+        await admin.db(dbName).collection(collection).createIndex({ id: 1 }, { unique: true, hidden: hiddenId });
         await admin.db(dbName).collection(collection).createIndex({ expiration: 1 }, { expireAfterSeconds: 0 });
       },
       setRole: async (next) => {
