@@ -2,7 +2,10 @@
  * The SQL benchmark: nest-session's SqlSessionInterface on PostgreSQL side by
  * side with express-session + connect-pg-simple, with bare NestJS, and with
  * the statements written by hand in the handlers (no session library: the
- * floor any store on node-postgres stands on), behind the same NestJS routes
+ * floor any store on node-postgres stands on), and with those handlers behind
+ * a NestJS interceptor that does nothing (the floor of a store that works
+ * through an interceptor, as @Session() binds nest-session's; measured
+ * against connect-pg-simple too), behind the same NestJS routes
  * (bench/sql-server.ts), each server in its own process, driven by
  * autocannon from this one. Part of npm run bench (bench/all.mjs); alone:
  *   BENCH_ONLY=sql npm run bench
@@ -60,9 +63,11 @@ const { DURATION, ROUNDS, WARMUP, CONNECTIONS, SESSIONS } = settings({ DURATION:
 const ROUTES = (process.env.BENCH_ROUTES ?? 'none,read,write,write-many').split(',');
 const SUBJECT = 'nest-session+pg';
 const ANCHOR = 'express-session+connect-pg-simple';
-const OTHERS = ['bare', ANCHOR, 'pg by hand'];
+/** The statements by hand behind an interceptor that does nothing: the least any store bound by an interceptor costs. */
+const FLOOR = 'pg by hand+interceptor';
+const OTHERS = ['bare', ANCHOR, 'pg by hand', FLOOR];
 /** The database role each server logs in as: statements are counted per role. */
-const ROLES = { 'nest-session+pg': 'nest', [ANCHOR]: 'connect', bare: 'bare', 'pg by hand': 'by_hand' };
+const ROLES = { 'nest-session+pg': 'nest', [ANCHOR]: 'connect', bare: 'bare', 'pg by hand': 'by_hand', [FLOOR]: 'by_hand_interceptor' };
 const SERVER = fileURLToPath(new URL('./dist/sql-server.js', import.meta.url));
 const COUNTED_REQUESTS = 2000;
 
@@ -198,26 +203,27 @@ try {
     for (const server of servers) for (const route of ROUTES) await loadRoute(server, route, { duration: WARMUP });
   });
 
-  // samples[route][other][round] = { ours, theirs }
-  const samples = (
-    await compare({
-      rounds: ROUNDS,
-      routes: ROUTES,
-      groups: [{ name: 'sql', subject: SUBJECT, others: OTHERS }],
-      serverOf: byKind,
-      // Bare NestJS sets no cookie; it gets ours.
-      load: (route, server, ours) => {
-        const source = server.kind === 'bare' ? ours : server;
-        return loadRoute(server, route, { duration: DURATION }, route === 'write-many' ? source.cookies : source.cookie);
-      },
-    })
-  ).sql;
+  // samples[route][other][round] = { ours, theirs }; floor: the same for FLOOR against the anchor.
+  const { sql: samples, floor } = await compare({
+    rounds: ROUNDS,
+    routes: ROUTES,
+    groups: [
+      { name: 'sql', subject: SUBJECT, others: OTHERS },
+      { name: 'floor', subject: FLOOR, others: [ANCHOR] },
+    ],
+    serverOf: byKind,
+    // Bare NestJS sets no cookie; it gets ours.
+    load: (route, server, ours) => {
+      const source = server.kind === 'bare' ? ours : server;
+      return loadRoute(server, route, { duration: DURATION }, route === 'write-many' ? source.cookies : source.cookie);
+    },
+  });
 
   // Statements per request: each server alone for a fixed number of requests, all answered when autocannon returns.
   await sleep(1000);
   const statements = {}; // statements[route][kind] = { SELECT: n, … }
   for (const route of ROUTES) {
-    for (const kind of [SUBJECT, ANCHOR, 'pg by hand']) {
+    for (const kind of [SUBJECT, ANCHOR, 'pg by hand', FLOOR]) {
       const role = ROLES[kind];
       const before = (await statementCalls(database.client))[role] ?? {};
       const result = await loadRoute(byKind(kind), route, { amount: COUNTED_REQUESTS });
@@ -252,7 +258,16 @@ try {
     `/none never touches the session; /read reads one value; /write reads and writes a counter, every request with the one session cookie the server set at /login; write-many is /write over ${SESSIONS} sessions in turn.`,
     "nest-session refreshes an unchanged session's expiry at most once a minute (refreshAfter); connect-pg-simple touches it on every request.",
     "pg by hand: no session library; the handlers run a store's statements themselves (/read a SELECT, /write a SELECT and an UPDATE) on the row its cookie names.",
+    `${FLOOR}: the same handlers behind a NestJS interceptor that only hands their result on (what Nest charges for binding any interceptor, as @Session() binds nest-session's).`,
+    '',
+    `**The floor of a store bound by an interceptor, against ${ANCHOR}** (the same rounds)`,
+    '',
+    ...comparisonHeader(FLOOR, ['statements / request (floor / theirs)']),
   );
+  for (const route of ROUTES.filter((name) => name !== 'none')) {
+    const counted = `${statementText(route, FLOOR)} / ${statementText(route, ANCHOR)}`;
+    lines.push(comparisonRow(route === 'write-many' ? `/write, ${SESSIONS} sessions` : `/${route}`, ANCHOR, floor[route][ANCHOR], [counted]));
+  }
   publish('sql.md', lines.join('\n'));
 } finally {
   for (const server of servers) server.child.kill();
