@@ -7,7 +7,7 @@
 #
 #   MONGODB_URL=mongodb://root:secret@127.0.0.1:27017 bash scripts/test-mongodb.sh
 #
-# MongoDB 4.2 or later, enforcing access control (the refusal test makes users
+# MongoDB 4.4 or later (a test hides an index), enforcing access control (the refusal test makes users
 # of its own): mongod --auth, or
 #   docker run --rm -p 27017:27017 -e MONGO_INITDB_ROOT_USERNAME=root -e MONGO_INITDB_ROOT_PASSWORD=secret mongo:7
 # The tests create a database nest_session_test_<random> and drop it, and its
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 if [ -z "${MONGODB_URL:-}" ]; then
-  echo "scripts/test-mongodb.sh needs a MongoDB server (4.2 or later): set MONGODB_URL, e.g." >&2
+  echo "scripts/test-mongodb.sh needs a MongoDB server (4.4 or later): set MONGODB_URL, e.g." >&2
   echo "  MONGODB_URL=mongodb://root:secret@127.0.0.1:27017 bash scripts/test-mongodb.sh" >&2
   echo "(docker run --rm -p 27017:27017 -e MONGO_INITDB_ROOT_USERNAME=root -e MONGO_INITDB_ROOT_PASSWORD=secret mongo:7" >&2
   echo "starts one where Docker is available)." >&2

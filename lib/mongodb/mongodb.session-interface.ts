@@ -449,6 +449,10 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
           'expired sessions are never read, but MongoDB removes them only as that index says.',
       );
     }
+    // createIndex does nothing where an administrator made the same index hidden (hiding is not part of an
+    // index's identity): look, and say so. Only a warning rides on it, so a failing listIndexes is let go.
+    const indexes = await this.collection.indexes().catch(() => undefined);
+    if (indexes) this.warnIfIdIndexHidden(namespace, indexes);
   }
 
   /**
@@ -467,7 +471,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
       if ((error as { code?: number })?.code !== NAMESPACE_NOT_FOUND) throw error; // an outage: tried again later
       indexes = []; // no collection yet: no index either
     }
-    const id = indexes.find((index) => isPlainIndexOn('id', index) && index.unique);
+    const id = indexes.some((index) => isPlainIndexOn('id', index) && index.unique);
     const expiration = indexes.find((index) => isPlainIndexOn('expiration', index));
     if (!id || !expiration) throw refusal;
     const missing = await this.missingActions(['find', 'insert', 'update', 'remove']);
@@ -485,14 +489,25 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
           'but MongoDB removes them only as that index says.',
       );
     }
-    // A hidden index still enforces its uniqueness (and a hidden TTL index still expires documents), but no query uses it.
-    if (id.hidden) {
-      this.logger.warn(
-        `${namespace}'s unique index on "id" ("${id.name}") is hidden: MongoDB still keeps ids unique, but no query uses the index, so ` +
-          `every session read and write scans the collection. An administrator can unhide it: db.${this.collectionName}.unhideIndex("${id.name}").`,
-      );
-    }
+    this.warnIfIdIndexHidden(namespace, indexes);
     this.logger.log(`The client's user may not create indexes on ${namespace}; the unique index on "id" and the index on "expiration" there are used.`);
+  }
+
+  /**
+   * Warns when the only unique index on `id` is hidden. MongoDB still keeps
+   * ids unique with it (and a hidden TTL index still expires documents, so a
+   * hidden index on `expiration` changes nothing here), but no query uses
+   * it, so every lookup by id scans every session.
+   */
+  private warnIfIdIndexHidden(namespace: string, indexes: ExistingIndex[]): void {
+    const unique = indexes.filter((index) => isPlainIndexOn('id', index) && index.unique);
+    if (unique.length === 0 || unique.some((index) => !index.hidden)) return;
+    const index = unique[0]!;
+    const unhide = `db.getSiblingDB(${JSON.stringify(this.dbName)}).getCollection(${JSON.stringify(this.collectionName)}).unhideIndex(${JSON.stringify(index.name ?? index.key)})`;
+    this.logger.warn(
+      `${namespace}'s unique index on "id" (${JSON.stringify(index.name ?? index.key)}) is hidden: MongoDB still keeps ids unique, but no query uses the index, ` +
+        `so every session read and write scans every session stored. An administrator can unhide it: ${unhide}`,
+    );
   }
 
   /** Which of `actions` the client's user does not hold on the collection (connectionStatus, showPrivileges). */

@@ -17,6 +17,10 @@ import { PLATFORMS, RecordingLogger, createApp, type Platform } from '../support
 import { freePort } from '../support/loopback-servers.js';
 import { WireResponder, type Answer } from './wire-responder.js';
 
+/** The bootstrap's warning about a hidden unique index id_1 on flask_session.sessions. */
+const HIDDEN_WARNING =
+  /flask_session\.sessions's unique index on "id" \("id_1"\) is hidden: .*scans every session stored\. An administrator can unhide it: db\.getSiblingDB\("flask_session"\)\.getCollection\("sessions"\)\.unhideIndex\("id_1"\)/;
+
 @Controller()
 class ReadController {
   @Get('get')
@@ -151,20 +155,46 @@ describe('refusals, as the real driver reports them (a wire-protocol responder r
     // The indexes are there, but the user may only read.
     await expect(boot()).rejects.toThrow(/the client's user may not insert, update, remove on flask_session\.sessions/);
     actions = ['find', 'insert', 'update', 'remove', 'listIndexes'];
-    const { app: nest } = await boot();
+    const { app: nest, logger } = await boot();
     try {
       await request(nest.getHttpServer()).get('/get').set('Cookie', anySid()).expect(200, { value: null });
       expect(responder.commands.filter((name) => name === 'listIndexes')).toHaveLength(3);
+      expect(logger.messages('warn').join('\n')).not.toMatch(/is hidden/);
     } finally {
       await nest.close();
     }
-    // A hidden index on "id" (as listIndexes shows it) still boots, with a warning.
-    listed = [made[0]!, { ...made[1], hidden: true }, made[2]!];
-    const { app: onHidden, logger } = await boot();
+    // A hidden unique index on "id" (as listIndexes shows it) boots too, with a warning; one listed as hidden: false, without.
+    for (const hidden of [true, false]) {
+      listed = [made[0]!, { ...made[1], hidden }, made[2]!];
+      const { app: booted, logger: log } = await boot();
+      try {
+        const warnings = log.messages('warn').join('\n');
+        if (hidden) expect(warnings).toMatch(HIDDEN_WARNING);
+        else expect(warnings).not.toMatch(/is hidden/);
+      } finally {
+        await booted.close();
+      }
+    }
+  });
+
+  test('where createIndex succeeds, a hidden unique index on "id" an administrator made (createIndex leaves it so) is warned about at bootstrap', async () => {
+    let listed: Document[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }, { v: 2, key: { id: 1 }, name: 'id_1', unique: true, hidden: true }];
+    responder = await WireResponder.start((name) =>
+      name === 'listIndexes' ? { ok: 1, cursor: { id: BSON.Long.fromNumber(0), ns: 'flask_session.sessions', firstBatch: listed } } : undefined,
+    );
+    const hidden = await app({ client: mongoClient(responder.url()) }, 'express');
     try {
-      expect(logger.messages('warn').join('\n')).toMatch(/flask_session\.sessions's unique index on "id" \("id_1"\) is hidden: .*unhideIndex\("id_1"\)/);
+      expect(hidden.logger.messages('warn').join('\n')).toMatch(HIDDEN_WARNING);
     } finally {
-      await onHidden.close();
+      await hidden.app.close();
+    }
+    // A visible one beside it: no warning.
+    listed = [...listed, { v: 2, key: { id: -1 }, name: 'id_-1', unique: true }];
+    const visible = await app({ client: mongoClient(responder.url()) }, 'express');
+    try {
+      expect(visible.logger.messages('warn').join('\n')).not.toMatch(/is hidden/);
+    } finally {
+      await visible.app.close();
     }
   });
 

@@ -93,6 +93,18 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
      */
     const late = (): StoreCall => ({ deadline: Date.now() + 40 });
     const documentOf = async (id: string) => (await target.documents(collection)).filter((d) => d.id === id);
+    /** An application on `client`'s user and the collection `on`, with what it logs. */
+    const bootstrapLogged = async (client: MongoClient, on: string) => {
+      const logger = new RecordingLogger();
+      const app = await createApp({ imports: [SessionModule.forRoot({ interface: create({ client, collection: on }), secretKey: 'k' })], controllers: [ValueController] }, logger);
+      return { app, logger };
+    };
+    /** The bootstrap's warning about a hidden unique index id_1 on the collection `on`. */
+    const hiddenWarning = (on: string) =>
+      new RegExp(
+        `${target.db}\\.${on}'s unique index on "id" \\("id_1"\\) is hidden: .*scans every session stored\\. ` +
+          `An administrator can unhide it: db\\.getSiblingDB\\("${target.db}"\\)\\.getCollection\\("${on}"\\)\\.unhideIndex\\("id_1"\\)`,
+      );
 
     test('a session is one document { _id, id: "session:" + sid, val: BinData 0, expiration: Date }, with indexes id_1 (unique) and expiration_1 (TTL 0)', async () => {
       const store = create();
@@ -269,29 +281,25 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
         /MongoDB refused the client's user a command: not authorized on .* createIndexes.*\{ id: 1 \} unique and \{ expiration: 1 \} with expireAfterSeconds 0/,
       );
       await user.createIndexes(collection);
-      const app = await bootstrap();
+      const logger = new RecordingLogger();
+      const app = await createApp({ imports: [SessionModule.forRoot({ interface: create({ client: user.client }), secretKey: 'k' })], controllers: [ValueController] }, logger);
       try {
         const set = await request(app.getHttpServer()).get('/value/set?value=a').expect(200);
         expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'a' });
+        expect(logger.messages('warn').join('\n')).not.toMatch(/is hidden/);
       } finally {
         await app.close();
       }
-      // A hidden index on "id" still keeps ids unique, so it does; the warning says that reads scan the collection without it.
+      // A hidden unique index on "id" still keeps ids unique, so it is accepted, with a warning that no query uses it.
       const hiddenCollection = `${collection}_hidden`;
       await user.createIndexes(hiddenCollection, { hiddenId: true });
-      const logger = new RecordingLogger();
-      const onHidden = await createApp(
-        { imports: [SessionModule.forRoot({ interface: create({ client: user.client, collection: hiddenCollection }), secretKey: 'k' })], controllers: [ValueController] },
-        logger,
-      );
+      const onHidden = await bootstrapLogged(user.client, hiddenCollection);
       try {
-        const set = await request(onHidden.getHttpServer()).get('/value/set?value=b').expect(200);
-        expect((await request(onHidden.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'b' });
-        expect(logger.messages('warn').join('\n')).toMatch(
-          new RegExp(`${target.db}\\.${hiddenCollection}'s unique index on "id" \\("id_1"\\) is hidden: .*scans the collection\\. .*unhideIndex\\("id_1"\\)`),
-        );
+        const set = await request(onHidden.app.getHttpServer()).get('/value/set?value=b').expect(200);
+        expect((await request(onHidden.app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'b' });
+        expect(onHidden.logger.messages('warn').join('\n')).toMatch(hiddenWarning(hiddenCollection));
       } finally {
-        await onHidden.close();
+        await onHidden.app.close();
       }
       // The indexes there do not make a read-only user one the store can work with.
       const reader = await target.user('read');
@@ -299,6 +307,27 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
       await expect(
         createApp({ imports: [SessionModule.forRoot({ interface: create({ client: reader.client }), secretKey: 'k' })], controllers: [ValueController] }),
       ).rejects.toThrow(new RegExp(`option "client": the client's user may not insert, update, remove on ${target.db}\\.${collection} .*readWrite`));
+    });
+
+    test("a unique index on id that an administrator hid is reported at bootstrap where the user may create indexes too (createIndex leaves it hidden)", async () => {
+      const user = await target.user('readWrite');
+      const hiddenCollection = `${collection}_hidden_rw`;
+      await user.createIndexes(hiddenCollection, { hiddenId: true });
+      const onHidden = await bootstrapLogged(user.client, hiddenCollection);
+      try {
+        expect(onHidden.logger.messages('warn').join('\n')).toMatch(hiddenWarning(hiddenCollection));
+        const set = await request(onHidden.app.getHttpServer()).get('/value/set?value=c').expect(200);
+        expect((await request(onHidden.app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'c' });
+      } finally {
+        await onHidden.app.close();
+      }
+      // The index the store makes itself is not hidden: no warning.
+      const visible = await bootstrapLogged(user.client, `${collection}_visible_rw`);
+      try {
+        expect(visible.logger.messages('warn').join('\n')).not.toMatch(/is hidden/);
+      } finally {
+        await visible.app.close();
+      }
     });
 
     test('a custom database, collection and key prefix', async () => {

@@ -1,5 +1,5 @@
 /**
- * MongoDBSessionInterface against a REAL MongoDB server (4.2 or later), given
+ * MongoDBSessionInterface against a REAL MongoDB server (4.4 or later: a test hides an index; the interface itself needs 4.2), given
  * by MONGODB_URL: run it with `bash scripts/test-mongodb.sh` (it is not part
  * of `npm test`, which cannot start a MongoDB server on these machines). The
  * same store contract and MongoDB-specific tests as on the in-process
@@ -14,7 +14,7 @@ import { bytesOf, describeMongoDBSpecifics, type MongoRole } from './mongodb-spe
 
 const url = process.env.MONGODB_URL;
 if (!url) {
-  throw new Error('These tests need a MongoDB server (4.2 or later): set MONGODB_URL, e.g. MONGODB_URL=mongodb://127.0.0.1:27017 bash scripts/test-mongodb.sh');
+  throw new Error('These tests need a MongoDB server (4.4 or later): set MONGODB_URL, e.g. MONGODB_URL=mongodb://127.0.0.1:27017 bash scripts/test-mongodb.sh');
 }
 const dbName = `nest_session_test_${randomBytes(4).toString('hex')}`;
 const clients: MongoClient[] = [];
@@ -107,7 +107,8 @@ describeMongoDBSpecifics('MongoDB (real server)', {
     return {
       client: track(new MongoClient(url!, { auth, authSource: dbName })),
       createIndexes: async (collection, { hiddenId = false } = {}) => {
-        await admin.db(dbName).collection(collection).createIndex({ id: 1 }, { unique: true, hidden: hiddenId });
+        // MongoDB before 4.4 refuses any `hidden` field, false included.
+        await admin.db(dbName).collection(collection).createIndex({ id: 1 }, { unique: true, ...(hiddenId ? { hidden: true } : {}) });
         await admin.db(dbName).collection(collection).createIndex({ expiration: 1 }, { expireAfterSeconds: 0 });
       },
       setRole: async (next) => {
