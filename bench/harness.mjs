@@ -154,7 +154,8 @@ export async function together(pair, swap, run) {
 /**
  * The comparison of run.mjs and sql.mjs: every round, every group's subject
  * against each of its others on every route, together(), the others in an
- * order that turns by one each round. `serverOf(kind)` is the server of a
+ * order that turns by one each round (a group with `routes` of its own runs
+ * only those). `serverOf(kind)` is the server of a
  * kind; `load(route, server, ours)` starts a timed load of `route` on
  * `server` (`ours`: the subject's server, whose cookies a server that sets
  * none may borrow). Returns samples[group name][route][other][round] =
@@ -163,8 +164,8 @@ export async function together(pair, swap, run) {
 export async function compare({ rounds, routes, groups, serverOf, load }) {
   const samples = {};
   for (let round = 0; round < rounds; round++) {
-    for (const { name, subject, others } of groups) {
-      for (const route of routes) {
+    for (const { name, subject, others, routes: own } of groups) {
+      for (const route of own ?? routes) {
         const order = others.map((_, i) => others[(i + round) % others.length]);
         for (const other of order) {
           const subjectServer = serverOf(subject);
