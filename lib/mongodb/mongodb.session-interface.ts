@@ -471,9 +471,9 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
       if ((error as { code?: number })?.code !== NAMESPACE_NOT_FOUND) throw error; // an outage: tried again later
       indexes = []; // no collection yet: no index either
     }
-    const id = indexes.some((index) => isPlainIndexOn('id', index) && index.unique);
+    const hasIdIndex = indexes.some((index) => isPlainIndexOn('id', index) && index.unique);
     const expiration = indexes.find((index) => isPlainIndexOn('expiration', index));
-    if (!id || !expiration) throw refusal;
+    if (!hasIdIndex || !expiration) throw refusal;
     const missing = await this.missingActions(['find', 'insert', 'update', 'remove']);
     if (missing.length > 0) {
       throw SessionConfigurationError.create(
