@@ -471,7 +471,7 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
       if ((error as { code?: number })?.code !== NAMESPACE_NOT_FOUND) throw error; // an outage: tried again later
       indexes = []; // no collection yet: no index either
     }
-    const hasIdIndex = indexes.some((index) => isPlainIndexOn('id', index) && index.unique);
+    const hasIdIndex = indexes.some(isUniqueIdIndex);
     const expiration = indexes.find((index) => isPlainIndexOn('expiration', index));
     if (!hasIdIndex || !expiration) throw refusal;
     const missing = await this.missingActions(['find', 'insert', 'update', 'remove']);
@@ -500,12 +500,12 @@ export class MongoDBSessionInterface extends ServerSideSessionInterface {
    * it, so every lookup by id scans every session.
    */
   private warnIfIdIndexHidden(namespace: string, indexes: ExistingIndex[]): void {
-    const unique = indexes.filter((index) => isPlainIndexOn('id', index) && index.unique);
+    const unique = indexes.filter(isUniqueIdIndex);
     if (unique.length === 0 || unique.some((index) => !index.hidden)) return;
-    const index = unique[0]!;
-    const unhide = `db.getSiblingDB(${JSON.stringify(this.dbName)}).getCollection(${JSON.stringify(this.collectionName)}).unhideIndex(${JSON.stringify(index.name ?? index.key)})`;
+    const index = JSON.stringify(unique[0]!.name ?? unique[0]!.key);
+    const unhide = `db.getSiblingDB(${JSON.stringify(this.dbName)}).getCollection(${JSON.stringify(this.collectionName)}).unhideIndex(${index})`;
     this.logger.warn(
-      `${namespace}'s unique index on "id" (${JSON.stringify(index.name ?? index.key)}) is hidden: MongoDB still keeps ids unique, but no query uses the index, ` +
+      `${namespace}'s unique index on "id" (${index}) is hidden: MongoDB still keeps ids unique, but no query uses the index, ` +
         `so every session read and write scans every session stored. An administrator can unhide it: ${unhide}`,
     );
   }
@@ -551,6 +551,11 @@ function isPlainIndexOn(field: string, index: ExistingIndex): boolean {
     index.partialFilterExpression === undefined &&
     (index.collation === undefined || index.collation.locale === 'simple')
   );
+}
+
+/** The unique index on `id` the store needs (plain, as {@link isPlainIndexOn} says). */
+function isUniqueIdIndex(index: ExistingIndex): boolean {
+  return isPlainIndexOn('id', index) && index.unique === true;
 }
 
 /** Matches a document that has not expired (one without `expiration` never does, as for the TTL index). */

@@ -15,11 +15,10 @@ import { Session, SessionModule } from '../../lib/index.js';
 import { MongoDBSessionInterface, type MongoDBSessionOptions } from '../../lib/mongodb/index.js';
 import { PLATFORMS, RecordingLogger, createApp, type Platform } from '../support/apps.js';
 import { freePort } from '../support/loopback-servers.js';
+import { hiddenIdIndexWarning } from './mongodb-specifics.js';
 import { WireResponder, type Answer } from './wire-responder.js';
 
-/** The bootstrap's warning about a hidden unique index id_1 on flask_session.sessions. */
-const HIDDEN_WARNING =
-  /flask_session\.sessions's unique index on "id" \("id_1"\) is hidden: .*scans every session stored\. An administrator can unhide it: db\.getSiblingDB\("flask_session"\)\.getCollection\("sessions"\)\.unhideIndex\("id_1"\)/;
+const HIDDEN_WARNING = hiddenIdIndexWarning('flask_session', 'sessions');
 
 @Controller()
 class ReadController {

@@ -46,6 +46,14 @@ export interface MongoUser {
   setRole(role: MongoRole): Promise<void>;
 }
 
+/** The bootstrap's warning about a hidden unique index id_1 on `db`.`collection`. */
+export function hiddenIdIndexWarning(db: string, collection: string): RegExp {
+  return new RegExp(
+    `${db}\\.${collection}'s unique index on "id" \\("id_1"\\) is hidden: .*scans every session stored\\. ` +
+      `An administrator can unhide it: db\\.getSiblingDB\\("${db}"\\)\\.getCollection\\("${collection}"\\)\\.unhideIndex\\("id_1"\\)`,
+  );
+}
+
 /** The primitives, called directly (they are protected: the base class calls them). */
 export interface Primitives {
   readRecord(storeId: string, call: StoreCall): Promise<StoredRecord | null>;
@@ -99,12 +107,7 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
       const app = await createApp({ imports: [SessionModule.forRoot({ interface: create({ client, collection: on }), secretKey: 'k' })], controllers: [ValueController] }, logger);
       return { app, logger };
     };
-    /** The bootstrap's warning about a hidden unique index id_1 on the collection `on`. */
-    const hiddenWarning = (on: string) =>
-      new RegExp(
-        `${target.db}\\.${on}'s unique index on "id" \\("id_1"\\) is hidden: .*scans every session stored\\. ` +
-          `An administrator can unhide it: db\\.getSiblingDB\\("${target.db}"\\)\\.getCollection\\("${on}"\\)\\.unhideIndex\\("id_1"\\)`,
-      );
+    const hiddenWarning = (on: string) => hiddenIdIndexWarning(target.db, on);
 
     test('a session is one document { _id, id: "session:" + sid, val: BinData 0, expiration: Date }, with indexes id_1 (unique) and expiration_1 (TTL 0)', async () => {
       const store = create();
@@ -281,8 +284,7 @@ export function describeMongoDBSpecifics(name: string, target: MongoTarget): voi
         /MongoDB refused the client's user a command: not authorized on .* createIndexes.*\{ id: 1 \} unique and \{ expiration: 1 \} with expireAfterSeconds 0/,
       );
       await user.createIndexes(collection);
-      const logger = new RecordingLogger();
-      const app = await createApp({ imports: [SessionModule.forRoot({ interface: create({ client: user.client }), secretKey: 'k' })], controllers: [ValueController] }, logger);
+      const { app, logger } = await bootstrapLogged(user.client, collection);
       try {
         const set = await request(app.getHttpServer()).get('/value/set?value=a').expect(200);
         expect((await request(app.getHttpServer()).get('/value/get').set('Cookie', cookiePair(set)).expect(200)).body).toEqual({ value: 'a' });
